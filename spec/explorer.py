@@ -1,0 +1,254 @@
+"""An exhaustive, bounded, breadth-first explorer of the cluster model (in the manner of TLC).
+
+From a cluster with one topic whose replicas have all taken up their roles, it visits every
+state reachable by interleaving producer writes (acks=all, each a new unique value),
+broker crashes and restarts (optionally ZooKeeper session expiries, and power losses that
+drop unflushed data) and every internal action of brokers and controller, deduplicating
+states, and checks every named invariant in each.  Being breadth-first, the first
+violation it meets has a shortest trace.  Time is abstracted: replica.lag.time.max.ms is
+-1, so a lagging follower may be dropped from the ISR at any step.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+
+import attrs
+
+from spec.actions import (
+    ACKS_ALL,
+    Action,
+    ApplyLeaderAndIsr,
+    CompleteProduce,
+    CrashBroker,
+    CreateTopic,
+    ElectController,
+    ExpireSession,
+    FlushLogs,
+    Produce,
+    ProducedRecord,
+    Reregister,
+    RestartBroker,
+)
+from spec.admin import assign_replicas
+from spec.canonical import canonical
+from spec.cluster import internal_actions, step
+from spec.config import SpecConfig
+from spec.errors import ErrorCode
+from spec.invariants import INVARIANTS, Invariant
+from spec.outcome import Ok
+from spec.state import ClusterState, TopicPartition, initial_state
+from spec.variants import Variant
+
+TOPIC = "t"
+
+
+@attrs.frozen(slots=True)
+class Bounds:
+    """The configuration explored: cluster size, how many records are produced and how many
+    faults (crashes, session expiries) may happen."""
+
+    brokers: int = 3
+    partitions: int = 1
+    records: int = 2
+    crashes: int = 2
+    replication_factor: int | None = None
+    min_insync_replicas: int = 2
+    session_expiry: bool = False
+    lose_unflushed: bool = False
+    unclean_leader_election_enable: bool = False
+    variants: frozenset[Variant] = frozenset()
+
+
+@attrs.frozen(slots=True, cache_hash=True)
+class Node:
+    """A state together with the budget already spent reaching it."""
+
+    state: ClusterState
+    produced: int
+    faults: int
+
+
+@attrs.frozen(slots=True)
+class Violation:
+    """An invariant broken, with the shortest trace of actions that reaches it."""
+
+    invariant: str
+    trace: tuple[Action, ...]
+    state: ClusterState
+
+
+@attrs.frozen(slots=True)
+class Result:
+    """What one exploration found."""
+
+    states: int
+    transitions: int
+    depth: int
+    seconds: float
+    violation: Violation | None
+
+    @property
+    def states_per_second(self) -> float:
+        return self.states / self.seconds if self.seconds > 0 else float(self.states)
+
+
+def config_for(bounds: Bounds) -> SpecConfig:
+    return SpecConfig(
+        min_insync_replicas=bounds.min_insync_replicas,
+        unclean_leader_election_enable=bounds.unclean_leader_election_enable,
+        replica_lag_time_max_ms=-1,
+        variants=bounds.variants,
+    )
+
+
+def start_state(bounds: Bounds) -> tuple[ClusterState, tuple[Action, ...]]:
+    """The starting cluster, reached through the model's own actions: broker 0 becomes
+    controller, creates the topic, and every replica applies its LeaderAndIsr."""
+    s = initial_state(config_for(bounds), bounds.brokers)
+    rf = bounds.replication_factor or bounds.brokers
+    brokers = tuple(range(bounds.brokers))
+    setup: list[Action] = [
+        ElectController(0),
+        CreateTopic(TOPIC, assign_replicas(brokers, bounds.partitions, rf, 0, 0)),
+    ]
+    for p, replicas in enumerate(assign_replicas(brokers, bounds.partitions, rf, 0, 0)):
+        setup += [ApplyLeaderAndIsr(TopicPartition(TOPIC, p), b) for b in replicas]
+    for action in setup:
+        out = step(s, action)
+        if not isinstance(out, Ok):
+            raise ValueError(f"cannot set up the explorer's start state: {action.describe()}")
+        s = out.state
+    return s, tuple(setup)
+
+
+def _environment(node: Node, bounds: Bounds) -> Iterator[tuple[Action, int, int]]:
+    """Client writes and faults possible from ``node``: (action, records used, faults used)."""
+    s = node.state
+    if node.produced < bounds.records:
+        value = str(node.produced).encode()
+        for tp, part in s.partitions.items():
+            for b, rep in part.replica.items():
+                if s.is_up(b) and rep.presumes_leadership(b):
+                    yield Produce(tp, b, (ProducedRecord(value),), acks=ACKS_ALL), 1, 0
+    for b in s.brokers:
+        if s.is_up(b):
+            if node.faults < bounds.crashes:
+                yield CrashBroker(b), 0, 1
+                if bounds.lose_unflushed:
+                    yield CrashBroker(b, lose_unflushed=True), 0, 1
+                if bounds.session_expiry and s.is_live(b):
+                    yield ExpireSession(b), 0, 1
+            if bounds.lose_unflushed:
+                yield FlushLogs(b), 0, 0
+            if not s.is_live(b):
+                yield Reregister(b), 0, 0
+        else:
+            yield RestartBroker(b), 0, 0
+
+
+def acknowledge_due(s: ClusterState) -> ClusterState:
+    """Answer every delayed produce that can now be answered with success.
+
+    A reduction: answering such a produce later instead only leaves fewer records
+    acknowledged in between (the answer changes nothing else), and every invariant only
+    gets harder to keep with more acknowledged records, so exploring the eager answer
+    covers the late ones.  Answers with an error stay unforced: they are explored as
+    ordinary steps."""
+    for req in s.pending:
+        out = step(s, CompleteProduce(req.request_id))
+        if isinstance(out, Ok) and out.reply.error == ErrorCode.NONE:
+            s = out.state
+    return s
+
+
+def successors(node: Node, bounds: Bounds) -> Iterator[tuple[Action, Node]]:
+    """Every (action, next node) from ``node`` that changes the state."""
+    for action in internal_actions(node.state):
+        if isinstance(action, CompleteProduce):
+            continue
+        out = step(node.state, action)
+        if isinstance(out, Ok) and out.state != node.state:
+            yield action, Node(acknowledge_due(out.state), node.produced, node.faults)
+    for req in node.state.pending:
+        action = CompleteProduce(req.request_id)
+        out = step(node.state, action)
+        if isinstance(out, Ok):
+            yield action, Node(out.state, node.produced, node.faults)
+    for action, used_records, used_faults in _environment(node, bounds):
+        out = step(node.state, action)
+        if isinstance(out, Ok) and out.state != node.state:
+            nxt = acknowledge_due(out.state)
+            yield action, Node(nxt, node.produced + used_records, node.faults + used_faults)
+
+
+def _key(node: Node) -> Node:
+    """What deduplication compares: the node with its state in canonical form."""
+    return Node(canonical(node.state), node.produced, node.faults)
+
+
+def explore(
+    bounds: Bounds,
+    invariants: dict[str, Invariant] | None = None,
+    progress: Callable[[int, int, float], None] | None = None,
+    max_states: int | None = None,
+) -> Result:
+    """Breadth-first search of every reachable state within ``bounds``.
+
+    ``progress(states, depth, seconds)`` is called now and then.  Stops at the first
+    violated invariant (whose trace is then a shortest one) or when all states are seen.
+    """
+    checks = INVARIANTS if invariants is None else invariants
+    started = time.monotonic()
+    s0, setup = start_state(bounds)
+    root = Node(s0, 0, 0)
+    parent: dict[Node, tuple[Node, Action] | None] = {root: None}
+    seen: set[Node] = {_key(root)}
+    frontier: deque[tuple[Node, int]] = deque([(root, 0)])
+    transitions = 0
+    depth = 0
+    last_report = started
+
+    def trace_to(node: Node) -> tuple[Action, ...]:
+        steps: list[Action] = []
+        link = parent[node]
+        while link is not None:
+            node, action = link
+            steps.append(action)
+            link = parent[node]
+        return setup + tuple(reversed(steps))
+
+    def check(node: Node) -> Violation | None:
+        for name, inv in checks.items():
+            if not inv(node.state):
+                return Violation(name, trace_to(node), node.state)
+        return None
+
+    def result(violation: Violation | None) -> Result:
+        return Result(len(parent), transitions, depth, time.monotonic() - started, violation)
+
+    if (v := check(root)) is not None:
+        return result(v)
+    while frontier:
+        node, d = frontier.popleft()
+        depth = max(depth, d)
+        for action, nxt in successors(node, bounds):
+            transitions += 1
+            key = _key(nxt)
+            if key in seen:
+                continue
+            seen.add(key)
+            parent[nxt] = (node, action)
+            if (v := check(nxt)) is not None:
+                depth = d + 1
+                return result(v)
+            frontier.append((nxt, d + 1))
+            if max_states is not None and len(parent) >= max_states:
+                return result(None)
+        now = time.monotonic()
+        if progress is not None and now - last_report >= 1.0:
+            progress(len(parent), depth, now - started)
+            last_report = now
+    return result(None)
