@@ -36,7 +36,7 @@ from spec.actions import (
     Tick,
 )
 from spec.outcome import Ok, Outcome
-from spec.state import NO_LEADER, ClusterState, TopicPartition
+from spec.state import NO_LEADER, ClusterState
 
 _HANDLERS: dict[type[Any], Callable[[ClusterState, Any], Outcome[ClusterState, Any]]] = {
     CreateTopic: admin.create_topic,
@@ -67,47 +67,34 @@ def step(state: ClusterState, action: Action) -> Outcome[ClusterState, Any]:
     return _HANDLERS[type(action)](state, action)
 
 
-def internal_actions(s: ClusterState) -> Iterator[Action]:
-    """Every internal action enabled in ``s`` (each yields ``Ok`` from :func:`step`)."""
+def internal_steps(s: ClusterState) -> Iterator[tuple[Action, Ok[ClusterState, Any]]]:
+    """Every internal action enabled in ``s`` that changes it, with its outcome."""
     controller_live = s.controller != NO_LEADER and s.is_live(s.controller)
+    candidates: list[Action] = []
     if not controller_live:
-        for b in s.brokers:
-            if s.is_live(b):
-                yield ElectController(b)
+        candidates += [ElectController(b) for b in s.brokers if s.is_live(b)]
     for tp, part in s.partitions.items():
         if controller_live:
-            if replication.partition_update(s, tp) is not None:
-                yield ControllerUpdatePartition(tp)
-            for b in part.replicas:
-                rep = part.replica[b]
-                stale = rep.known is None or rep.known.leader_epoch < part.zk.leader_epoch
-                if stale and s.is_live(b) and s.is_up(b):
-                    yield ApplyLeaderAndIsr(tp, b)
+            candidates.append(ControllerUpdatePartition(tp))
+            candidates += [ApplyLeaderAndIsr(tp, b) for b in part.replicas]
         for b in part.replicas:
             rep = part.replica[b]
             if not s.is_up(b) or rep.known is None:
                 continue
             if rep.known.leader == b:
-                yield from _isr_changes(s, tp, b)
-            elif _fetch_makes_progress(s, tp, b):
-                yield FollowerFetch(tp, b)
-    for req in s.pending:
-        if produce.is_due(s, req):
-            yield CompleteProduce(req.request_id)
+                for f in part.replicas:
+                    if f != b:
+                        candidates += [ShrinkIsr(tp, b, f), ExpandIsr(tp, b, f)]
+            else:
+                candidates.append(FollowerFetch(tp, b))
+    candidates += [CompleteProduce(req.request_id) for req in s.pending]
+    for action in candidates:
+        out = step(s, action)
+        if isinstance(out, Ok) and out.state != s:
+            yield action, out
 
 
-def _fetch_makes_progress(s: ClusterState, tp: TopicPartition, b: int) -> bool:
-    """A follower fetch is enabled when it can change something (an idle fetch is a no-op
-    that the explorer need not take)."""
-    nxt = replication.follower_fetch(s, FollowerFetch(tp, b))
-    return isinstance(nxt, Ok) and nxt.state != s
-
-
-def _isr_changes(s: ClusterState, tp: TopicPartition, leader: int) -> Iterator[Action]:
-    part = s.partitions[tp]
-    for f in part.replicas:
-        if f == leader:
-            continue
-        for action in (ShrinkIsr(tp, leader, f), ExpandIsr(tp, leader, f)):
-            if isinstance(step(s, action), Ok):
-                yield action
+def internal_actions(s: ClusterState) -> Iterator[Action]:
+    """Every internal action enabled in ``s`` (each yields a changed state from ``step``)."""
+    for action, _ in internal_steps(s):
+        yield action

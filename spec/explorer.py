@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 
 import attrs
 
@@ -33,8 +33,8 @@ from spec.actions import (
     RestartBroker,
 )
 from spec.admin import assign_replicas
-from spec.canonical import canonical
-from spec.cluster import internal_actions, step
+from spec.canonical import canonical_key
+from spec.cluster import internal_steps, step
 from spec.config import SpecConfig
 from spec.errors import ErrorCode
 from spec.invariants import INVARIANTS, Invariant
@@ -166,27 +166,23 @@ def acknowledge_due(s: ClusterState) -> ClusterState:
 
 def successors(node: Node, bounds: Bounds) -> Iterator[tuple[Action, Node]]:
     """Every (action, next node) from ``node`` that changes the state."""
-    for action in internal_actions(node.state):
+    for action, out in internal_steps(node.state):
         if isinstance(action, CompleteProduce):
+            # Successful answers are given eagerly (acknowledge_due); errors are steps.
+            if out.reply.error != ErrorCode.NONE:
+                yield action, Node(out.state, node.produced, node.faults)
             continue
-        out = step(node.state, action)
-        if isinstance(out, Ok) and out.state != node.state:
-            yield action, Node(acknowledge_due(out.state), node.produced, node.faults)
-    for req in node.state.pending:
-        action = CompleteProduce(req.request_id)
-        out = step(node.state, action)
-        if isinstance(out, Ok):
-            yield action, Node(out.state, node.produced, node.faults)
+        yield action, Node(acknowledge_due(out.state), node.produced, node.faults)
     for action, used_records, used_faults in _environment(node, bounds):
-        out = step(node.state, action)
-        if isinstance(out, Ok) and out.state != node.state:
-            nxt = acknowledge_due(out.state)
+        env = step(node.state, action)
+        if isinstance(env, Ok) and env.state != node.state:
+            nxt = acknowledge_due(env.state)
             yield action, Node(nxt, node.produced + used_records, node.faults + used_faults)
 
 
-def _key(node: Node) -> Node:
-    """What deduplication compares: the node with its state in canonical form."""
-    return Node(canonical(node.state), node.produced, node.faults)
+def _key(node: Node) -> Hashable:
+    """What deduplication compares: the state's canonical key and the budget spent."""
+    return (canonical_key(node.state), node.produced, node.faults)
 
 
 def explore(
@@ -204,47 +200,47 @@ def explore(
     started = time.monotonic()
     s0, setup = start_state(bounds)
     root = Node(s0, 0, 0)
-    parent: dict[Node, tuple[Node, Action] | None] = {root: None}
-    seen: set[Node] = {_key(root)}
-    frontier: deque[tuple[Node, int]] = deque([(root, 0)])
+    root_key = _key(root)
+    # For each state seen (by key): the key of the state it was reached from, and how.
+    parent: dict[Hashable, tuple[Hashable, Action] | None] = {root_key: None}
+    frontier: deque[tuple[Node, Hashable, int]] = deque([(root, root_key, 0)])
     transitions = 0
     depth = 0
     last_report = started
 
-    def trace_to(node: Node) -> tuple[Action, ...]:
+    def trace_to(key: Hashable) -> tuple[Action, ...]:
         steps: list[Action] = []
-        link = parent[node]
+        link = parent[key]
         while link is not None:
-            node, action = link
+            key, action = link
             steps.append(action)
-            link = parent[node]
+            link = parent[key]
         return setup + tuple(reversed(steps))
 
-    def check(node: Node) -> Violation | None:
+    def check(node: Node, key: Hashable) -> Violation | None:
         for name, inv in checks.items():
             if not inv(node.state):
-                return Violation(name, trace_to(node), node.state)
+                return Violation(name, trace_to(key), node.state)
         return None
 
     def result(violation: Violation | None) -> Result:
         return Result(len(parent), transitions, depth, time.monotonic() - started, violation)
 
-    if (v := check(root)) is not None:
+    if (v := check(root, root_key)) is not None:
         return result(v)
     while frontier:
-        node, d = frontier.popleft()
+        node, node_key, d = frontier.popleft()
         depth = max(depth, d)
         for action, nxt in successors(node, bounds):
             transitions += 1
             key = _key(nxt)
-            if key in seen:
+            if key in parent:
                 continue
-            seen.add(key)
-            parent[nxt] = (node, action)
-            if (v := check(nxt)) is not None:
+            parent[key] = (node_key, action)
+            if (v := check(nxt, key)) is not None:
                 depth = d + 1
                 return result(v)
-            frontier.append((nxt, d + 1))
+            frontier.append((nxt, key, d + 1))
             if max_states is not None and len(parent) >= max_states:
                 return result(None)
         now = time.monotonic()
