@@ -39,6 +39,7 @@ from spec.config import SpecConfig
 from spec.errors import ErrorCode
 from spec.invariants import INVARIANTS, Invariant
 from spec.outcome import Ok
+from spec.replication import truncation_offset
 from spec.state import ClusterState, TopicPartition, initial_state
 from spec.variants import Variant
 
@@ -164,6 +165,33 @@ def acknowledge_due(s: ClusterState) -> ClusterState:
     return s
 
 
+def settle_truncations(s: ClusterState) -> ClusterState:
+    """Mark as done every follower's pending truncation by leader epoch that would cut
+    nothing.
+
+    A reduction: such a truncation step changes nothing but the flag, and its leader's log
+    only grows while it leads in that epoch, so the answer stays "nothing" until the
+    follower learns a new epoch (and must truncate afresh).  Taking the step at once loses
+    no behaviour."""
+    for tp, part in s.partitions.items():
+        for b, rep in part.replica.items():
+            if rep.truncated or rep.known is None or not s.is_up(b):
+                continue
+            leader = rep.known.leader
+            lrep = part.replica.get(leader)
+            if lrep is None or not s.is_up(leader) or lrep.known is None:
+                continue
+            if lrep.known.leader != leader or lrep.known.leader_epoch != rep.known.leader_epoch:
+                continue
+            if truncation_offset(rep.log, rep.high_watermark, lrep.log) >= rep.log.end_offset:
+                s = s.with_replica(tp, b, attrs.evolve(rep, truncated=True))
+    return s
+
+
+def _settle(s: ClusterState) -> ClusterState:
+    return settle_truncations(acknowledge_due(s))
+
+
 def successors(node: Node, bounds: Bounds) -> Iterator[tuple[Action, Node]]:
     """Every (action, next node) from ``node`` that changes the state."""
     for action, out in internal_steps(node.state):
@@ -172,11 +200,11 @@ def successors(node: Node, bounds: Bounds) -> Iterator[tuple[Action, Node]]:
             if out.reply.error != ErrorCode.NONE:
                 yield action, Node(out.state, node.produced, node.faults)
             continue
-        yield action, Node(acknowledge_due(out.state), node.produced, node.faults)
+        yield action, Node(_settle(out.state), node.produced, node.faults)
     for action, used_records, used_faults in _environment(node, bounds):
         env = step(node.state, action)
         if isinstance(env, Ok) and env.state != node.state:
-            nxt = acknowledge_due(env.state)
+            nxt = _settle(env.state)
             yield action, Node(nxt, node.produced + used_records, node.faults + used_faults)
 
 

@@ -65,6 +65,10 @@ class FrozenMap(Mapping[K, V], Generic[K, V]):
             return self._d == dict(other)
         return NotImplemented
 
+    def __reduce__(self) -> tuple[type[FrozenMap[K, V]], tuple[dict[K, V]]]:
+        # Pickle the items only: a cached hash is only valid in the process that made it.
+        return (FrozenMap, (self._d,))
+
     def __repr__(self) -> str:
         return f"FrozenMap({self._d!r})"
 
