@@ -234,7 +234,7 @@ class ApplyLeaderAndIsr:
 @attrs.frozen(slots=True)
 class FollowerFetch:
     """Follower ``broker`` fetches ``tp`` from its leader: first truncation by leader epoch
-    (OffsetForLeaderEpoch) after an epoch change, then one record per fetch."""
+    (OffsetForLeaderEpoch) after an epoch change, then everything the leader has."""
 
     tp: TopicPartition
     broker: int

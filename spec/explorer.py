@@ -150,17 +150,21 @@ def _environment(node: Node, bounds: Bounds) -> Iterator[tuple[Action, int, int]
             yield RestartBroker(b), 0, 0
 
 
-def acknowledge_due(s: ClusterState) -> ClusterState:
-    """Answer every delayed produce that can now be answered with success.
+FORCED_ANSWERS = frozenset({ErrorCode.NONE, ErrorCode.NOT_LEADER_OR_FOLLOWER})
 
-    A reduction: answering such a produce later instead only leaves fewer records
+
+def acknowledge_due(s: ClusterState) -> ClusterState:
+    """Answer every delayed produce that can now be answered with success, or that can only
+    ever be answered NOT_LEADER_OR_FOLLOWER (its broker stopped leading).
+
+    A reduction: answering a successful produce later instead only leaves fewer records
     acknowledged in between (the answer changes nothing else), and every invariant only
     gets harder to keep with more acknowledged records, so exploring the eager answer
-    covers the late ones.  Answers with an error stay unforced: they are explored as
-    ordinary steps."""
+    covers the late ones; a forced error answer changes nothing but the pending list.
+    Other error answers are explored as ordinary steps."""
     for req in s.pending:
         out = step(s, CompleteProduce(req.request_id))
-        if isinstance(out, Ok) and out.reply.error == ErrorCode.NONE:
+        if isinstance(out, Ok) and out.reply.error in FORCED_ANSWERS:
             s = out.state
     return s
 
@@ -192,19 +196,26 @@ def _settle(s: ClusterState) -> ClusterState:
     return settle_truncations(acknowledge_due(s))
 
 
-def successors(node: Node, bounds: Bounds) -> Iterator[tuple[Action, Node]]:
-    """Every (action, next node) from ``node`` that changes the state."""
+def successors(
+    node: Node, bounds: Bounds, reductions: bool = True
+) -> Iterator[tuple[Action, Node]]:
+    """Every (action, next node) from ``node`` that changes the state.  With
+    ``reductions`` the forced steps (:func:`acknowledge_due`, :func:`settle_truncations`)
+    are taken at once instead of being explored as steps of their own."""
+
+    def settle(s: ClusterState) -> ClusterState:
+        return _settle(s) if reductions else s
+
     for action, out in internal_steps(node.state):
-        if isinstance(action, CompleteProduce):
-            # Successful answers are given eagerly (acknowledge_due); errors are steps.
-            if out.reply.error != ErrorCode.NONE:
+        if reductions and isinstance(action, CompleteProduce):
+            if out.reply.error not in FORCED_ANSWERS:
                 yield action, Node(out.state, node.produced, node.faults)
             continue
-        yield action, Node(_settle(out.state), node.produced, node.faults)
+        yield action, Node(settle(out.state), node.produced, node.faults)
     for action, used_records, used_faults in _environment(node, bounds):
         env = step(node.state, action)
         if isinstance(env, Ok) and env.state != node.state:
-            nxt = _settle(env.state)
+            nxt = settle(env.state)
             yield action, Node(nxt, node.produced + used_records, node.faults + used_faults)
 
 
@@ -218,6 +229,7 @@ def explore(
     invariants: dict[str, Invariant] | None = None,
     progress: Callable[[int, int, float], None] | None = None,
     max_states: int | None = None,
+    reductions: bool = True,
 ) -> Result:
     """Breadth-first search of every reachable state within ``bounds``.
 
@@ -259,7 +271,7 @@ def explore(
     while frontier:
         node, node_key, d = frontier.popleft()
         depth = max(depth, d)
-        for action, nxt in successors(node, bounds):
+        for action, nxt in successors(node, bounds, reductions):
             transitions += 1
             key = _key(nxt)
             if key in parent:

@@ -35,7 +35,8 @@ def crash_broker(s: ClusterState, a: CrashBroker) -> Step:
         log = rep.log
         if a.lose_unflushed:
             log = log.truncate_to(log.recovery_point)
-        crashed = Replica(log=log, high_watermark=min(rep.high_watermark, log.end_offset))
+        hw = min(rep.high_watermark, log.end_offset)
+        crashed = Replica(log=log, high_watermark=hw, producers=rep.producers)
         partitions = partitions.set(
             tp, attrs.evolve(part, replica=part.replica.set(a.broker, crashed))
         )

@@ -17,7 +17,7 @@ from spec.errors import ErrorCode
 from spec.log import Record
 from spec.outcome import Ok, Outcome, Rejected
 from spec.replication import advance_high_watermark
-from spec.state import AckedRecord, ClusterState, PendingProduce
+from spec.state import AckedRecord, ClusterState, PendingProduce, Replica
 from spec.variants import Variant
 
 NO_OFFSET = -1
@@ -60,6 +60,8 @@ def produce(s: ClusterState, a: Produce) -> Outcome[ClusterState, ProduceReply]:
     if rep is None or not rep.presumes_leadership(a.broker):
         return Rejected(s, ErrorCode.NOT_LEADER_OR_FOLLOWER)
     assert rep.known is not None
+    if a.acks == ACKS_ALL and len(rep.known.isr) < s.config.min_insync_replicas:
+        return Rejected(s, ErrorCode.NOT_ENOUGH_REPLICAS)
     if a.producer_id >= 0:
         verdict = idempotence.check_sequence(
             rep.log,
@@ -72,9 +74,9 @@ def produce(s: ClusterState, a: Produce) -> Outcome[ClusterState, ProduceReply]:
         if isinstance(verdict, ErrorCode):
             return Rejected(s, verdict)
         if isinstance(verdict, idempotence.Duplicate):
-            return Ok(s, ProduceReply(verdict.base_offset, rep.log.start_offset))
-    if a.acks == ACKS_ALL and len(rep.known.isr) < s.config.min_insync_replicas:
-        return Rejected(s, ErrorCode.NOT_ENOUGH_REPLICAS)
+            # A retried batch is not appended again: it is answered with the original
+            # offsets, once the original is committed when acks=all.
+            return _answer(s, a, rep, verdict.base_offset, verdict.last_offset)
     base = rep.log.end_offset
     log = rep.log
     for i, r in enumerate(a.records):
@@ -99,21 +101,31 @@ def produce(s: ClusterState, a: Produce) -> Outcome[ClusterState, ProduceReply]:
             )
     s = s.with_replica(a.tp, a.broker, attrs.evolve(rep, log=log))
     s = advance_high_watermark(s, a.tp, a.broker)
+    return _answer(s, a, s.partitions[a.tp].replica[a.broker], base, log.end_offset - 1)
+
+
+def _answer(
+    s: ClusterState, a: Produce, rep: Replica, base: int, last: int
+) -> Outcome[ClusterState, ProduceReply]:
+    """The reply to a batch stored at [base, last]: nothing for acks=0, the base offset for
+    acks=1, and for acks=all a delayed produce waiting for the high watermark."""
+    start = rep.log.start_offset
     if a.acks == ACKS_NONE:
-        return Ok(s, ProduceReply(NO_OFFSET, log.start_offset))
+        return Ok(s, ProduceReply(NO_OFFSET, start))
     if a.acks == ACKS_LEADER:
-        return Ok(s, ProduceReply(base, log.start_offset))
+        return Ok(s, ProduceReply(base, start))
+    assert rep.known is not None
     req = PendingProduce(
         request_id=s.next_request_id,
         tp=a.tp,
         broker=a.broker,
         leader_epoch=rep.known.leader_epoch,
         base_offset=base,
-        last_offset=log.end_offset - 1,
+        last_offset=last,
         deadline_ms=s.now + a.timeout_ms,
     )
     s = attrs.evolve(s, pending=(*s.pending, req), next_request_id=s.next_request_id + 1)
-    return Ok(s, ProduceReply(NO_OFFSET, log.start_offset, pending=req.request_id))
+    return Ok(s, ProduceReply(NO_OFFSET, start, pending=req.request_id))
 
 
 def complete_produce(s: ClusterState, a: CompleteProduce) -> Outcome[ClusterState, ProduceResponse]:

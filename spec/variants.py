@@ -30,5 +30,5 @@ class Variant(enum.StrEnum):
 
     EXPAND_ISR_BEFORE_CAUGHT_UP = "expand-isr-before-caught-up"
     """The leader adds a follower to the ISR before it has caught up to the high watermark
-    and the start of the leader's epoch (KIP-320's condition): an ISR member can miss
+    and the start of the leader's epoch (the KAFKA-7128 condition): an ISR member can miss
     committed records and then be elected."""
