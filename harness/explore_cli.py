@@ -8,11 +8,13 @@ live in their own modules.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Annotated
 
 import typer
 
+from harness.explore_parallel import explore_parallel
 from harness.explore_progress import progress_display
 from harness.explore_report import report_lines
 from spec.explorer import Bounds, explore, start_state
@@ -111,6 +113,15 @@ def explore_command(
             "trades acknowledged records for availability).",
         ),
     ] = _DEFAULT.unclean_leader_election_enable,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            metavar="N",
+            help="Worker processes sharing the search (1: the spec's own serial explorer). "
+            "Default: the number of CPUs.",
+        ),
+    ] = os.cpu_count() or 1,
     max_states: Annotated[
         int | None,
         typer.Option(
@@ -137,7 +148,24 @@ def explore_command(
         typer.echo(f"note: {note}", err=True)
     try:
         with progress_display(max_states) as progress:
-            result = explore(bounds, progress=progress, max_states=max_states, clock=time.monotonic)
+            if workers == 1:
+                result = explore(
+                    bounds, progress=progress, max_states=max_states, clock=time.monotonic
+                )
+            else:
+                par = explore_parallel(
+                    bounds,
+                    workers=workers,
+                    progress=progress,
+                    max_states=max_states,
+                    clock=time.monotonic,
+                )
+                result = par.result
+                typer.echo(
+                    f"{workers} workers; chance that a fingerprint collision hid a state: "
+                    f"{par.collision_probability:.1e}",
+                    err=True,
+                )
     except KeyboardInterrupt:
         typer.echo("kafkaref explore: interrupted; no verdict.", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None

@@ -1,20 +1,20 @@
 """Replaying an explorer trace step by step, to see what each step told producers.
 
-The explorer answers every delayed acks=all produce that can succeed right after each
-step (``spec.explorer.acknowledge_due``), so an acknowledgement never appears as a step
-of its own.  Replaying the trace the same way (the set-up steps plainly, then each step
-followed by ``acknowledge_due``, except an explicit ``CompleteProduce``, which the
-explorer takes as it is) shows after which step each produce was answered, and how.
+The explorer takes the forced steps right after each step (``spec.explorer.settle``):
+it answers every delayed acks=all produce that can succeed, so an acknowledgement never
+appears as a step of its own.  Replaying the trace the same way (the set-up steps
+plainly, then each step followed by ``settle``) shows after which step each produce was
+answered, and how.
 """
 
 from __future__ import annotations
 
 import attrs
 
-from spec.actions import Action, CompleteProduce
+from spec.actions import Action
 from spec.cluster import step
 from spec.errors import ErrorCode
-from spec.explorer import acknowledge_due
+from spec.explorer import settle
 from spec.outcome import Ok
 from spec.produce import ProduceResponse
 from spec.state import AckedRecord, ClusterState
@@ -54,8 +54,8 @@ def replay(start: ClusterState, trace: tuple[Action, ...], setup: int) -> Replay
         errors: tuple[ErrorCode, ...] = ()
         if isinstance(out.reply, ProduceResponse) and out.reply.error != ErrorCode.NONE:
             errors = (out.reply.error,)
-        if i >= setup and not isinstance(action, CompleteProduce):
-            after = acknowledge_due(after)
+        if i >= setup:
+            after = settle(after)
         new = sorted(after.acked - s.acked, key=lambda a: (a.tp, a.offset))
         steps.append(ReplayedStep(action, tuple(new), errors, after))
         s = after

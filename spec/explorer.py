@@ -191,7 +191,8 @@ def settle_truncations(s: ClusterState) -> ClusterState:
     return s
 
 
-def _settle(s: ClusterState) -> ClusterState:
+def settle(s: ClusterState) -> ClusterState:
+    """The forced steps the explorer takes after every explored step (with reductions)."""
     return settle_truncations(acknowledge_due(s))
 
 
@@ -199,26 +200,33 @@ def successors(
     node: Node, bounds: Bounds, reductions: bool = True
 ) -> Iterator[tuple[Action, Node]]:
     """Every (action, next node) from ``node`` that changes the state.  With
-    ``reductions`` the forced steps (:func:`acknowledge_due`, :func:`settle_truncations`)
-    are taken at once instead of being explored as steps of their own."""
+    ``reductions`` the forced steps (:func:`settle`) are taken at once after each step
+    instead of being explored as steps of their own."""
 
-    def settle(s: ClusterState) -> ClusterState:
-        return _settle(s) if reductions else s
+    def after(s: ClusterState) -> ClusterState:
+        return settle(s) if reductions else s
 
     for action, out in internal_steps(node.state):
-        if reductions and isinstance(action, CompleteProduce):
-            if out.reply.error not in FORCED_ANSWERS:
-                yield action, Node(out.state, node.produced, node.faults)
+        forced = isinstance(action, CompleteProduce) and out.reply.error in FORCED_ANSWERS
+        if reductions and forced:
             continue
-        yield action, Node(settle(out.state), node.produced, node.faults)
+        yield action, Node(after(out.state), node.produced, node.faults)
     for action, used_records, used_faults in _environment(node, bounds):
         env = step(node.state, action)
         if isinstance(env, Ok) and env.state != node.state:
-            nxt = settle(env.state)
+            nxt = after(env.state)
             yield action, Node(nxt, node.produced + used_records, node.faults + used_faults)
 
 
-def _key(node: Node) -> Hashable:
+def first_violated(s: ClusterState, checks: dict[str, Invariant]) -> str | None:
+    """The name of the first invariant in ``checks`` that ``s`` breaks, or None."""
+    for name, inv in checks.items():
+        if not inv(s):
+            return name
+    return None
+
+
+def state_key(node: Node) -> Hashable:
     """What deduplication compares: the state's canonical key and the budget spent."""
     return (canonical_key(node.state), node.produced, node.faults)
 
@@ -244,7 +252,7 @@ def explore(
     started = now_s()
     s0, setup = start_state(bounds)
     root = Node(s0, 0, 0)
-    root_key = _key(root)
+    root_key = state_key(root)
     # For each state seen (by key): the key of the state it was reached from, and how.
     parent: dict[Hashable, tuple[Hashable, Action] | None] = {root_key: None}
     frontier: deque[tuple[Node, Hashable, int]] = deque([(root, root_key, 0)])
@@ -262,10 +270,8 @@ def explore(
         return setup + tuple(reversed(steps))
 
     def check(node: Node, key: Hashable) -> Violation | None:
-        for name, inv in checks.items():
-            if not inv(node.state):
-                return Violation(name, trace_to(key), node.state)
-        return None
+        name = first_violated(node.state, checks)
+        return None if name is None else Violation(name, trace_to(key), node.state)
 
     def result(violation: Violation | None) -> Result:
         return Result(len(parent), transitions, depth, now_s() - started, violation)
@@ -277,7 +283,7 @@ def explore(
         depth = max(depth, d)
         for action, nxt in successors(node, bounds, reductions):
             transitions += 1
-            key = _key(nxt)
+            key = state_key(nxt)
             if key in parent:
                 continue
             parent[key] = (node_key, action)
