@@ -23,7 +23,11 @@ _LEGAL = re.compile(r"[a-zA-Z0-9._-]+")
 
 
 def valid_topic_name(name: str) -> bool:
-    """Kafka's ``Topic.validate``."""
+    """Kafka's ``Topic.validate``.
+
+    post: not __return__ or 0 < len(name) <= MAX_TOPIC_NAME_LENGTH and name not in (".", "..")
+    post: not __return__ or all(c.isascii() and (c.isalnum() or c in "._-") for c in name)
+    """
     return (
         0 < len(name) <= MAX_TOPIC_NAME_LENGTH
         and name not in (".", "..")
@@ -36,7 +40,21 @@ def assign_replicas(
 ) -> tuple[tuple[int, ...], ...]:
     """Kafka's rack-unaware assignment: partition p's first replica is broker
     ``(p + start_index) % n``; the others follow at a shift that grows by one every ``n``
-    partitions, so replicas spread evenly."""
+    partitions, so replicas spread evenly.
+
+    Every partition gets ``replication_factor`` distinct brokers from ``brokers``, and
+    leadership (the first replica) is spread evenly: each broker leads the floor or the
+    ceiling of ``partitions / len(brokers)`` partitions.
+
+    pre: len(set(brokers)) == len(brokers)
+    pre: 0 < replication_factor <= len(brokers)
+    pre: partitions > 0
+    post: len(__return__) == partitions
+    post: all(len(set(r)) == len(r) == replication_factor for r in __return__)
+    post: all(b in brokers for r in __return__ for b in r)
+    post: all(sum(r[0] == b for r in __return__) >= partitions // len(brokers) for b in brokers)
+    post: all(sum(r[0] == b for r in __return__) <= -(-partitions // len(brokers)) for b in brokers)
+    """
     n = len(brokers)
     if n == 0 or not 0 < replication_factor <= n or partitions <= 0:
         return ()

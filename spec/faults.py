@@ -32,7 +32,8 @@ def crash_broker(s: ClusterState, a: CrashBroker) -> Step:
         rep = part.replica.get(a.broker)
         if rep is None:
             continue
-        log = rep.log
+        # Recovery on restart drops leader-epoch cache entries at or past the log end.
+        log = rep.log.truncate_to(rep.log.end_offset)
         if a.lose_unflushed:
             log = log.truncate_to(log.recovery_point)
         hw = min(rep.high_watermark, log.end_offset)

@@ -41,7 +41,11 @@ _INT32_MAX = (1 << 31) - 1
 
 
 def _to_int32(n: int) -> int:
-    """``n`` as a Java ``int``: the low 32 bits, two's complement."""
+    """``n`` as a Java ``int``: the low 32 bits, two's complement.
+
+    post: _INT32_MIN <= __return__ <= _INT32_MAX
+    post: (__return__ - n) % (1 << 32) == 0
+    """
     n &= _UINT32
     return n - (1 << 32) if n > _INT32_MAX else n
 
@@ -53,6 +57,8 @@ def murmur2(data: bytes) -> int:
     4-byte words, the 1-3 trailing bytes are folded in last.  Java's ``int`` arithmetic
     wraps modulo 2**32, so the computation is done on unsigned 32-bit values (where
     Java's ``>>>`` is a plain shift) and the result is reinterpreted as signed.
+
+    post: _INT32_MIN <= __return__ <= _INT32_MAX
     """
     length = len(data)
     h = (MURMUR2_SEED ^ length) & _UINT32
@@ -75,7 +81,13 @@ def murmur2(data: bytes) -> int:
 
 
 def to_positive(n: int) -> int:
-    """Kafka's ``Utils.toPositive``: clear the sign bit (``n & 0x7fffffff``), not ``abs``."""
+    """Kafka's ``Utils.toPositive``: clear the sign bit (``n & 0x7fffffff``), not ``abs``.
+
+    A negative Java ``int`` maps to itself plus 2**31 (``abs`` would overflow on -2**31).
+
+    pre: _INT32_MIN <= n <= _INT32_MAX
+    post: __return__ == (n if n >= 0 else n + (1 << 31))
+    """
     return n & 0x7FFFFFFF
 
 
@@ -89,6 +101,9 @@ def partition_for_key(key: bytes, num_partitions: int) -> int:
 
     An empty key is a key (the Java client hashes ``new byte[0]``); only a null key
     takes the round-robin or sticky path.
+
+    pre: num_partitions >= 1
+    post: 0 <= __return__ < num_partitions
     """
     _check_num_partitions(num_partitions)
     return to_positive(murmur2(key)) % num_partitions
@@ -121,6 +136,14 @@ class RoundRobin:
 
         ``available`` lists the topic's available partitions in metadata order; empty
         means none is known available and every partition is eligible.
+
+        pre: num_partitions >= 1
+        pre: len(set(available)) == len(available)
+        pre: all(0 <= p < num_partitions for p in available)
+        pre: _INT32_MIN <= self.counters.get(topic, 0) <= _INT32_MAX
+        post: 0 <= __return__[0] < num_partitions
+        post: not available or __return__[0] in available
+        post: __return__[1].counters[topic] == _to_int32(self.counters.get(topic, 0) + 1)
         """
         _check_num_partitions(num_partitions)
         _check_available(available, num_partitions)
@@ -160,6 +183,14 @@ class Sticky:
         Otherwise, as ``StickyPartitionCache.nextPartition``: with no available
         partition, any partition (the old one included); with one, that one; with more,
         any available partition except the old sticky one.
+
+        pre: num_partitions >= 1
+        pre: len(set(available)) == len(available)
+        pre: all(0 <= p < num_partitions for p in available)
+        post: all(0 <= p < num_partitions for p in __return__)
+        post: (__return__ == ()) == (self.current(topic) not in (None, prev_partition))
+        post: not available or set(__return__) <= set(available)
+        post: len(available) < 2 or self.current(topic) not in __return__
         """
         _check_num_partitions(num_partitions)
         _check_available(available, num_partitions)
@@ -201,6 +232,15 @@ class Sticky:
 
         The topic's sticky partition if it has one (``choice`` is then ignored), else
         ``choice``, which must be one of :meth:`choices` for ``prev_partition=-1``.
+
+        raises: ValueError
+        pre: num_partitions >= 1
+        pre: len(set(available)) == len(available)
+        pre: all(0 <= p < num_partitions for p in available)
+        pre: 0 <= self.partitions.get(topic, 0) < num_partitions
+        post: 0 <= __return__[0] < num_partitions
+        post: __return__[0] == __return__[1].current(topic)
+        post: self.current(topic) in (None, __return__[0])
         """
         nxt = self._pick(topic, num_partitions, -1, choice, available)
         return nxt.partitions[topic], nxt

@@ -61,7 +61,19 @@ def partition_update(s: ClusterState, tp: TopicPartition) -> ZkPartitionState | 
     cleanly when it returns); a leader that is gone is replaced by the first live ISR
     member in assignment order; with no such member the partition goes offline, unless
     unclean leader election lets any live assigned replica lead.
-    """
+
+    The new leader is live and in the new ISR (LeaderInIsr); the ISR only shrinks, except
+    that an unclean election (only when unclean.leader.election.enable is on) makes the
+    new leader its only member; every change bumps the leader epoch.
+
+    pre: tp in s.partitions
+    pre: s.partitions[tp].zk.isr and s.partitions[tp].zk.isr <= set(s.partitions[tp].replicas)
+    pre: s.partitions[tp].zk.leader in s.partitions[tp].zk.isr | {NO_LEADER}
+    post: __return__ is None or __return__.leader in __return__.isr | {NO_LEADER}
+    post: __return__ is None or __return__.leader == NO_LEADER or s.is_live(__return__.leader)
+    post: __return__ is None or __return__.isr <= s.partitions[tp].zk.isr or s.config.unclean_leader_election_enable
+    post: __return__ is None or __return__.leader_epoch == s.partitions[tp].zk.leader_epoch + 1
+    """  # noqa: E501 (a contract is one line)
     part = s.partitions[tp]
     zk = part.zk
     live_isr = frozenset(r for r in zk.isr if s.is_live(r))
@@ -127,22 +139,51 @@ def apply_leader_and_isr(s: ClusterState, a: ApplyLeaderAndIsr) -> Step:
                 for r in part.replicas
                 if r != a.broker
             ),
+            producers=rep.producers,
         )
         return Ok(s.with_replica(a.tp, a.broker, rep), None)
     if s.config.has(Variant.TRUNCATE_TO_HIGH_WATERMARK):
         log = rep.log.truncate_to(rep.high_watermark)
-        rep = Replica(log=log, high_watermark=min(rep.high_watermark, log.end_offset), known=zk)
+        hw = min(rep.high_watermark, log.end_offset)
+        rep = Replica(log=log, high_watermark=hw, known=zk, producers=rep.producers)
     else:
-        rep = Replica(log=rep.log, high_watermark=rep.high_watermark, known=zk, truncated=False)
-    s = s.with_replica(a.tp, a.broker, rep)
-    kept = tuple(p for p in s.pending if not (p.tp == a.tp and p.broker == a.broker))
-    return Ok(attrs.evolve(s, pending=kept), None)
+        rep = Replica(
+            log=rep.log,
+            high_watermark=rep.high_watermark,
+            known=zk,
+            truncated=False,
+            producers=rep.producers,
+        )
+    # Its delayed produces stay pending only to be answered NOT_LEADER_OR_FOLLOWER.
+    return Ok(s.with_replica(a.tp, a.broker, rep), None)
 
 
 def truncation_offset(follower: Log, follower_hw: int, leader: Log) -> int:
     """Where a follower truncates after asking the leader OffsetForLeaderEpoch for its
     latest epoch (KIP-101; KIP-279: both sides then compare the epoch the leader answered).
-    With no epoch information on either side it falls back to its high watermark."""
+    With no epoch information on either side it falls back to its high watermark.
+
+    A follower only ever cuts its log (the offset is at most its LEO), and a follower that
+    is merely behind (its log is the leader's log cut at the follower's LEO) keeps all of it.
+
+    pre: follower.start_offset <= follower_hw <= follower.end_offset
+    pre: 0 <= follower.start_offset
+    pre: 0 <= follower.recovery_point <= follower.end_offset
+    pre: all(a.epoch < b.epoch for a, b in zip(follower.epochs, follower.epochs[1:]))
+    pre: all(a.start_offset <= b.start_offset for a, b in zip(follower.epochs, follower.epochs[1:]))
+    pre: follower.epochs == () or follower.epochs[0].epoch >= 0
+    pre: follower.epochs == () or follower.epochs[0].start_offset >= follower.start_offset
+    pre: follower.epochs == () or follower.epochs[-1].start_offset <= follower.end_offset
+    pre: 0 <= leader.start_offset
+    pre: 0 <= leader.recovery_point <= leader.end_offset
+    pre: all(a.epoch < b.epoch for a, b in zip(leader.epochs, leader.epochs[1:]))
+    pre: all(a.start_offset <= b.start_offset for a, b in zip(leader.epochs, leader.epochs[1:]))
+    pre: leader.epochs == () or leader.epochs[0].epoch >= 0
+    pre: leader.epochs == () or leader.epochs[0].start_offset >= leader.start_offset
+    pre: leader.epochs == () or leader.epochs[-1].start_offset <= leader.end_offset
+    post: __return__ <= follower.end_offset
+    post: __return__ == follower.end_offset or follower != leader.truncate_to(follower.end_offset)
+    """
     log = follower
     while True:
         epoch, end = leader.end_offset_for_epoch(log.latest_epoch)
@@ -155,8 +196,11 @@ def truncation_offset(follower: Log, follower_hw: int, leader: Log) -> int:
             return min(end, log.end_offset)
         if f_epoch != epoch:
             # The follower lacks the leader's epoch: cut to its own end of the earlier
-            # epoch and ask again.
-            log = log.truncate_to(f_end)
+            # epoch and ask again (each round drops at least its latest cache entry).
+            cut = log.truncate_to(f_end)
+            if cut == log:
+                return min(end, f_end)
+            log = cut
             continue
         return min(end, f_end)
 
@@ -230,7 +274,16 @@ def follower_fetch(s: ClusterState, a: FollowerFetch) -> Step:
 
 def advance_high_watermark(s: ClusterState, tp: TopicPartition, leader: int) -> ClusterState:
     """Move the leader's high watermark up to the smallest log end offset in its ISR, and
-    record what that exposes to consumers."""
+    record what that exposes to consumers.
+
+    The high watermark never moves back and never passes the leader's log end offset
+    (HighWatermarkBelowLeo).
+
+    pre: tp in s.partitions and leader in s.partitions[tp].replica
+    pre: (r := s.replica(tp, leader)) is not None and r.high_watermark <= r.log.end_offset
+    post: (r := __return__.replica(tp, leader)) is not None and r.high_watermark <= r.log.end_offset
+    post: __return__.replica(tp, leader).high_watermark >= s.replica(tp, leader).high_watermark
+    """
     rep = s.partitions[tp].replica[leader]
     if rep.known is None:
         return s
@@ -301,7 +354,7 @@ def shrink_isr(s: ClusterState, a: ShrinkIsr) -> Step:
 
 def is_caught_up(s: ClusterState, rep: Replica, follower: int) -> bool:
     """A follower may join the ISR once its log end offset has reached the leader's high
-    watermark and the start offset of the leader's current epoch (KIP-320)."""
+    watermark and the start offset of the leader's current epoch (KAFKA-7128)."""
     leo = rep.followers.get(follower, FollowerProgress()).log_end_offset
     if s.config.has(Variant.EXPAND_ISR_BEFORE_CAUGHT_UP):
         return leo >= 0
