@@ -147,9 +147,13 @@ def explore_parallel(
                     if fp not in parent and (fp not in owner or fp % workers == w):
                         owner[fp] = w
             keep: list[list[int]] = [[] for _ in conns]
+            full = False
             for w, cands in enumerate(reports):
-                transitions += len(cands)
                 for fp, pfp, action, bad in cands:
+                    full = max_states is not None and len(parent) >= max_states
+                    if full:
+                        break
+                    transitions += 1
                     if owner.get(fp) != w or fp in parent:
                         continue
                     parent[fp] = (pfp, action)
@@ -165,7 +169,7 @@ def explore_parallel(
             if progress is not None and t - last_report >= 1.0:
                 progress(len(parent), depth, t - started)
                 last_report = t
-            if max_states is not None and len(parent) >= max_states:
+            if full:
                 break
     finally:
         for c in conns:
