@@ -70,7 +70,7 @@ def _rank(epoch: int, epochs: tuple[int, ...]) -> int:
 # Logs, records and replicas are shared between many states, so their keys are memoised.
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=1 << 18)
 def _record_key(r: Record, epochs: tuple[int, ...]) -> Hashable:
     return (
         r.value,
@@ -84,7 +84,7 @@ def _record_key(r: Record, epochs: tuple[int, ...]) -> Hashable:
     )
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=1 << 18)
 def _log_key(lg: Log, epochs: tuple[int, ...]) -> Hashable:
     return (
         lg.start_offset,
@@ -94,7 +94,7 @@ def _log_key(lg: Log, epochs: tuple[int, ...]) -> Hashable:
     )
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=1 << 18)
 def _replica_key(rep: Replica, broker: int, epochs: tuple[int, ...], version: int) -> Hashable:
     z = rep.known
     if z is None:

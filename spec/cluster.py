@@ -74,17 +74,24 @@ def internal_steps(s: ClusterState) -> Iterator[tuple[Action, Ok[ClusterState, A
     if not controller_live:
         candidates += [ElectController(b) for b in s.brokers if s.is_live(b)]
     for tp, part in s.partitions.items():
+        epoch = part.zk.leader_epoch
         if controller_live:
             candidates.append(ControllerUpdatePartition(tp))
-            candidates += [ApplyLeaderAndIsr(tp, b) for b in part.replicas]
+            # Cheap filters first: step() has the final word on each candidate.
+            candidates += [
+                ApplyLeaderAndIsr(tp, b)
+                for b, rep in part.replica.items()
+                if rep.known is None or rep.known.leader_epoch < epoch
+            ]
         for b in part.replicas:
             rep = part.replica[b]
             if not s.is_up(b) or rep.known is None:
                 continue
             if rep.known.leader == b:
-                for f in part.replicas:
-                    if f != b:
-                        candidates += [ShrinkIsr(tp, b, f), ExpandIsr(tp, b, f)]
+                if s.is_live(b) and rep.known.version == part.zk.version:
+                    for f in part.replicas:
+                        if f != b:
+                            candidates += [ShrinkIsr(tp, b, f), ExpandIsr(tp, b, f)]
             else:
                 candidates.append(FollowerFetch(tp, b))
     candidates += [CompleteProduce(req.request_id) for req in s.pending]
