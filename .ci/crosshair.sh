@@ -7,11 +7,16 @@
 # (spec/transitions.py); blank lines and lines starting with # are ignored. Each target's
 # PEP 316 docstring contracts, icontract/deal contracts and asserts are checked:
 #     crosshair check --analysis_kind=PEP316,icontract,deal,asserts
-#                     --per_condition_timeout=SECONDS TARGET...
+#                     --per_condition_timeout=SECONDS
+#                     --extra_plugin=.ci/crosshair_plugin.py TARGET...
+# The plugin teaches CrossHair to build symbolic FrozenMaps (spec/fmap.py); without it
+# every FrozenMap it makes is empty.
 #
 # Environment:
 #   KAFKAREF_CROSSHAIR_BUDGET=300          total seconds for the whole run (via `timeout`)
-#   KAFKAREF_CROSSHAIR_PER_CONDITION=10    --per_condition_timeout, seconds
+#   KAFKAREF_CROSSHAIR_PER_CONDITION=3     --per_condition_timeout, CPU seconds per
+#                                          postcondition (the targets file says what the
+#                                          whole list costs at this setting)
 #   KAFKAREF_CROSSHAIR_ON_OVERRUN=fail     or `warn`: what a budget overrun means (below)
 #
 # Exit status:
@@ -30,9 +35,10 @@ set -uo pipefail
 root="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
 targets_file="$root/.ci/crosshair-targets"
 budget="${KAFKAREF_CROSSHAIR_BUDGET:-300}"
-per_condition="${KAFKAREF_CROSSHAIR_PER_CONDITION:-10}"
+per_condition="${KAFKAREF_CROSSHAIR_PER_CONDITION:-3}"
 on_overrun="${KAFKAREF_CROSSHAIR_ON_OVERRUN:-fail}"
 crosshair="$root/.venv/bin/crosshair"
+plugin="$root/.ci/crosshair_plugin.py"
 
 say() { printf 'crosshair.sh: %s\n' "$*" >&2; }
 
@@ -68,6 +74,10 @@ if [[ ${#targets[@]} -eq 0 ]]; then
     exit 0
 fi
 
+plugin_args=()
+# One `=`-joined value: --extra_plugin takes several and would swallow the targets.
+[[ -f "$plugin" ]] && plugin_args=("--extra_plugin=$plugin")
+
 say "${#targets[@]} target(s), budget ${budget}s, per condition ${per_condition}s"
 out="$(mktemp "${TMPDIR:-/tmp}/kafkaref-crosshair.XXXXXX")"
 trap 'rm -f "$out"' EXIT
@@ -76,7 +86,8 @@ cd "$root" || exit 2
 start=$SECONDS
 PYTHONUNBUFFERED=1 timeout --kill-after=15 "$budget" \
     "$crosshair" check --analysis_kind=PEP316,icontract,deal,asserts \
-    --per_condition_timeout="$per_condition" "${targets[@]}" 2>&1 | tee "$out"
+    --per_condition_timeout="$per_condition" "${plugin_args[@]}" "${targets[@]}" 2>&1 |
+    tee "$out"
 rc=${PIPESTATUS[0]}
 elapsed=$((SECONDS - start))
 

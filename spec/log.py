@@ -126,6 +126,7 @@ class Log:
         post: __return__.end_offset == max(self.start_offset, min(offset, self.end_offset))
         post: __return__.records == self.records[: __return__.end_offset - self.start_offset]
         post: set(__return__.epochs) <= set(self.epochs)
+        post: all(e.start_offset < __return__.end_offset for e in __return__.epochs)
         post: __return__.recovery_point <= min(self.recovery_point, __return__.end_offset)
         """
         if offset >= self.end_offset:

@@ -163,8 +163,9 @@ def truncation_offset(follower: Log, follower_hw: int, leader: Log) -> int:
     latest epoch (KIP-101; KIP-279: both sides then compare the epoch the leader answered).
     With no epoch information on either side it falls back to its high watermark.
 
-    A follower only ever cuts its log (the offset is at most its LEO), and a follower that
-    is merely behind (its log is the leader's log cut at the follower's LEO) keeps all of it.
+    A follower only ever cuts its log (the offset is at most its LEO), and a follower with
+    leader epochs that is merely behind (its log is the leader's log cut at the follower's
+    LEO) keeps all of it; without epochs it falls back to its high watermark.
 
     pre: follower.start_offset <= follower_hw <= follower.end_offset
     pre: 0 <= follower.start_offset
@@ -182,8 +183,8 @@ def truncation_offset(follower: Log, follower_hw: int, leader: Log) -> int:
     pre: leader.epochs == () or leader.epochs[0].start_offset >= leader.start_offset
     pre: leader.epochs == () or leader.epochs[-1].start_offset <= leader.end_offset
     post: __return__ <= follower.end_offset
-    post: __return__ == follower.end_offset or follower != leader.truncate_to(follower.end_offset)
-    """
+    post: __return__ == follower.end_offset or not follower.epochs or follower != leader.truncate_to(follower.end_offset)
+    """  # noqa: E501 (a contract is one line)
     log = follower
     while True:
         epoch, end = leader.end_offset_for_epoch(log.latest_epoch)

@@ -1,20 +1,27 @@
-"""CrossHair drivers: the contracts of the spec's cluster transitions, on small clusters.
+"""CrossHair drivers: the contracts of spec functions, on inputs built to be relevant.
 
 CrossHair checks the PEP 316 contracts (``pre:``/``post:`` docstring lines) of the spec's
 pure helpers directly (``spec.log``, ``spec.partitioner``, ...).  It cannot do that for a
 function of a whole ``ClusterState``: a symbolic cluster is a tree of attrs classes and
-``FrozenMap``s that it explores far too thinly (with ``.ci/crosshair_plugin.py`` it builds
-one, but a planted leader-outside-the-ISR bug in ``partition_update`` went unfound for 30 s).
+``FrozenMap``s that it explores far too thinly (even with ``.ci/crosshair_plugin.py``, a
+planted leader-outside-the-ISR bug in ``partition_update`` went unfound for 30 s).  And
+some contracts speak of inputs CrossHair seldom builds on its own (two logs that agree).
 
 So each driver here takes a few small symbolic values (which brokers are registered; a
-partition's replicas, ISR, leader and epoch; log end offsets), builds a cluster from them,
-calls the spec function, and returns the lines of that function's own docstring contract
-that the call breaks.  CrossHair checks each driver's one postcondition, ``__return__ ==
-()``; a counterexample names the small inputs and the broken contract lines.
+partition's replicas, ISR and leader; log end offsets), builds the input from them, calls
+the spec function, and returns the lines of that function's own docstring contract that
+the call breaks.  CrossHair checks each driver's one postcondition, ``__return__ == ()``;
+a counterexample names the small inputs and the broken contract lines.
+
+* ``elect_leader``: ``replication.partition_update`` on a partition of three brokers;
+* ``advance_hw``: ``replication.advance_high_watermark``, plus the driver's own check that
+  a high watermark that moves stays within every ISR member's log end offset;
+* ``follower_behind``: ``replication.truncation_offset`` for a follower whose log is the
+  leader's cut at its LEO.
 
 ``.ci/crosshair-targets`` lists this module; ``tests/spec/test_crosshair.py`` runs the
-same drivers with known-bad variants of the model (``spec.variants``) switched on and
-expects CrossHair to find the broken contract.
+same drivers with known-bad variants of the model (``spec.variants``) or a wrong function
+and expects CrossHair to find the broken contract.
 """
 
 from __future__ import annotations
@@ -25,14 +32,14 @@ import itertools
 import re
 from collections.abc import Callable, Mapping
 from types import CodeType
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from crosshair.condition_parser import NoEnforce
 
 from spec.config import SpecConfig
 from spec.fmap import FrozenMap
 from spec.log import EpochEntry, Log, Record
-from spec.replication import advance_high_watermark, partition_update
+from spec.replication import advance_high_watermark, partition_update, truncation_offset
 from spec.state import (
     Broker,
     ClusterState,
@@ -66,6 +73,7 @@ NO_VARIANTS: frozenset[Variant] = frozenset()
 _CONDITION = re.compile(r"^\s*(pre|post):\s*(\S.*?)\s*$")
 
 Condition = tuple[str, CodeType]
+_R = TypeVar("_R")
 
 
 @functools.cache
@@ -85,6 +93,14 @@ def _holds(fn: Callable[..., Any], code: CodeType, bindings: Mapping[str, object
     return bool(eval(code, {**fn.__globals__, **bindings}))
 
 
+def unenforced(fn: Callable[..., _R]) -> Callable[..., _R]:
+    """``fn`` with its contract not enforced when called under CrossHair.  CrossHair checks
+    the contract of a function called during an analysis, and drops a path on which its
+    postcondition fails (as "to be surfaced in the callee"): exactly the paths a driver is
+    after."""
+    return cast("Callable[..., _R]", NoEnforce(fn))  # type: ignore[no-untyped-call]
+
+
 def broken_contract(fn: Callable[..., Any], **args: object) -> tuple[str, ...]:
     """Call ``fn(**args)`` and return the lines of its contract the call breaks: its
     unmet preconditions (then ``fn`` is not called), else its false postconditions."""
@@ -92,10 +108,7 @@ def broken_contract(fn: Callable[..., Any], **args: object) -> tuple[str, ...]:
     unmet = tuple(f"pre: {src}" for src, code in pre if not _holds(fn, code, args))
     if unmet:
         return unmet
-    # Under CrossHair, a call to a function with a contract has that contract enforced,
-    # and a path on which the postcondition fails is dropped as "surfaced in the callee":
-    # exactly the paths a driver is after.  NoEnforce turns that off for this one call.
-    result = NoEnforce(fn)(**args)  # type: ignore[no-untyped-call]
+    result = unenforced(fn)(**args)
     bindings = {**args, "__return__": result}
     return tuple(f"post: {src}" for src, code in post if not _holds(fn, code, bindings))
 
@@ -197,7 +210,7 @@ def check_high_watermark(
     replicas = FrozenMap({0: lead, 1: Replica(), 2: Replica()})
     s = cluster((True, True, True), Partition((0, 1, 2), zk, replicas), variants=variants)
     broken = broken_contract(advance_high_watermark, s=s, tp=TP, leader=0)
-    after = advance_high_watermark(s, TP, 0).replica(TP, 0)
+    after = unenforced(advance_high_watermark)(s, TP, 0).replica(TP, 0)
     assert after is not None
     if after.high_watermark > high_watermark and any(
         after.high_watermark > leo
@@ -224,3 +237,30 @@ def advance_hw(
     return check_high_watermark(
         leader_leo, high_watermark, follower_leos, in_isr, variants=NO_VARIANTS
     )
+
+
+def check_truncation(
+    truncation: Callable[[Log, int, Log], int], leader: Log, follower_leo: int, follower_hw: int
+) -> tuple[str, ...]:
+    """``truncation``'s broken contract lines (``replication.truncation_offset``'s) for a
+    follower that is merely behind: its log is ``leader``'s cut at ``follower_leo``."""
+    follower = leader.truncate_to(follower_leo)
+    return broken_contract(truncation, follower=follower, follower_hw=follower_hw, leader=leader)
+
+
+def follower_behind(leader: Log, follower_leo: int, follower_hw: int) -> tuple[str, ...]:
+    """Truncation by leader epoch (``truncation_offset``) for a follower that has all of
+    the leader's log up to its LEO: it must keep all of it.  (CrossHair, given the two
+    logs separately, seldom makes them agree.)
+
+    pre: 0 <= leader.start_offset
+    pre: 0 <= leader.recovery_point <= leader.end_offset
+    pre: all(a.epoch < b.epoch for a, b in zip(leader.epochs, leader.epochs[1:]))
+    pre: all(a.start_offset <= b.start_offset for a, b in zip(leader.epochs, leader.epochs[1:]))
+    pre: leader.epochs == () or leader.epochs[0].epoch >= 0
+    pre: leader.epochs == () or leader.epochs[0].start_offset >= leader.start_offset
+    pre: leader.epochs == () or leader.epochs[-1].start_offset <= leader.end_offset
+    pre: leader.start_offset <= follower_hw <= follower_leo <= leader.end_offset
+    post: __return__ == ()
+    """
+    return check_truncation(truncation_offset, leader, follower_leo, follower_hw)

@@ -4,12 +4,14 @@ Each mutant carries, verbatim, lines of the contract of the spec function it imi
 (``tests/spec/test_crosshair.py`` checks that they are the spec's own lines), and breaks
 them the way a plausible bug would.  Each has a correct twin with the same contract that
 defers to the spec, as a control: CrossHair must find a counterexample for every mutant
-and none for any twin.  Parameters named ``self`` stand for the ``Log`` whose method the
-contract belongs to, so that its lines read the same here.
+and none for any twin.  Parameters named ``self`` stand for the ``Log`` or ``Sticky``
+whose method the contract belongs to, so that its lines read the same here.
 
-Cluster transitions are checked through the drivers of ``tests.spec.crosshair_drivers``
-with a known-bad variant of the model switched on (``spec.variants``): those are the
-spec's own deliberately wrong functions.
+Where CrossHair needs help to build relevant inputs, a mutant goes through a driver of
+``tests.spec.crosshair_drivers`` (whose correct run is the twin): cluster transitions
+with a known-bad variant of the model switched on (``spec.variants``, the spec's own
+deliberately wrong functions), and truncation to the high watermark for a follower that
+is merely behind.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from spec.log import UNDEFINED_EPOCH_OFFSET, Log, Record
 from spec.partitioner import Sticky
 from spec.replication import truncation_offset
 from spec.variants import Variant
-from tests.spec.crosshair_drivers import check_election, check_high_watermark
+from tests.spec.crosshair_drivers import check_election, check_high_watermark, check_truncation
 
 # -- Log.append: offsets are contiguous -----------------------------------------------
 
@@ -45,6 +47,34 @@ def append_twin(self: Log, record: Record) -> Log:
     post: __return__.record_at(self.end_offset) == record
     """
     return self.append(record)
+
+
+# -- Log.truncate_to: no leader-epoch cache entry survives at or past the LEO ------------
+
+
+def truncate_to_keeping_empty_epoch(self: Log, offset: int) -> Log:
+    """Mutant of ``Log.truncate_to``, as the spec had it before KAFKA-7415's rule: asked
+    to truncate at or past the LEO it changes nothing, so an epoch that a former leader
+    assigned but wrote nothing in stays in the cache at the LEO, and truncation by leader
+    epoch asks about it again and again (it looped forever).
+
+    pre: 0 <= self.start_offset
+    pre: 0 <= self.recovery_point <= self.end_offset
+    post: all(e.start_offset < __return__.end_offset for e in __return__.epochs)
+    """
+    if offset >= self.end_offset:
+        return self
+    return self.truncate_to(offset)
+
+
+def truncate_to_twin(self: Log, offset: int) -> Log:
+    """Control: ``Log.truncate_to`` itself.
+
+    pre: 0 <= self.start_offset
+    pre: 0 <= self.recovery_point <= self.end_offset
+    post: all(e.start_offset < __return__.end_offset for e in __return__.epochs)
+    """
+    return self.truncate_to(offset)
 
 
 # -- Log.delete_prefix: offsets are never reused --------------------------------------
@@ -133,8 +163,53 @@ def truncation_offset_twin(follower: Log, follower_hw: int, leader: Log) -> int:
     pre: leader.epochs == () or leader.epochs[0].start_offset >= leader.start_offset
     pre: leader.epochs == () or leader.epochs[-1].start_offset <= leader.end_offset
     post: __return__ <= follower.end_offset
-    """
+    post: __return__ == follower.end_offset or not follower.epochs or follower != leader.truncate_to(follower.end_offset)
+    """  # noqa: E501 (a contract is one line)
     return truncation_offset(follower, follower_hw, leader)
+
+
+def truncation_offset_to_high_watermark(follower: Log, follower_hw: int, leader: Log) -> int:
+    """Mutant of ``replication.truncation_offset``: Kafka before KIP-101 (the
+    ``truncate-to-high-watermark`` variant): the follower cuts its log at its high
+    watermark, and so drops records it shares with the leader whenever its high
+    watermark lags its LEO, as it does after every fetch.
+
+    pre: follower.start_offset <= follower_hw <= follower.end_offset
+    pre: 0 <= follower.start_offset
+    pre: 0 <= follower.recovery_point <= follower.end_offset
+    pre: all(a.epoch < b.epoch for a, b in zip(follower.epochs, follower.epochs[1:]))
+    pre: all(a.start_offset <= b.start_offset for a, b in zip(follower.epochs, follower.epochs[1:]))
+    pre: follower.epochs == () or follower.epochs[0].epoch >= 0
+    pre: follower.epochs == () or follower.epochs[0].start_offset >= follower.start_offset
+    pre: follower.epochs == () or follower.epochs[-1].start_offset <= follower.end_offset
+    pre: 0 <= leader.start_offset
+    pre: 0 <= leader.recovery_point <= leader.end_offset
+    pre: all(a.epoch < b.epoch for a, b in zip(leader.epochs, leader.epochs[1:]))
+    pre: all(a.start_offset <= b.start_offset for a, b in zip(leader.epochs, leader.epochs[1:]))
+    pre: leader.epochs == () or leader.epochs[0].epoch >= 0
+    pre: leader.epochs == () or leader.epochs[0].start_offset >= leader.start_offset
+    pre: leader.epochs == () or leader.epochs[-1].start_offset <= leader.end_offset
+    post: __return__ == follower.end_offset or not follower.epochs or follower != leader.truncate_to(follower.end_offset)
+    """  # noqa: E501 (a contract is one line)
+    return min(follower_hw, follower.end_offset)
+
+
+def follower_behind_truncating_to_high_watermark(
+    leader: Log, follower_leo: int, follower_hw: int
+) -> tuple[str, ...]:
+    """``crosshair_drivers.follower_behind`` with ``truncation_offset_to_high_watermark``.
+
+    pre: 0 <= leader.start_offset
+    pre: 0 <= leader.recovery_point <= leader.end_offset
+    pre: all(a.epoch < b.epoch for a, b in zip(leader.epochs, leader.epochs[1:]))
+    pre: all(a.start_offset <= b.start_offset for a, b in zip(leader.epochs, leader.epochs[1:]))
+    pre: leader.epochs == () or leader.epochs[0].epoch >= 0
+    pre: leader.epochs == () or leader.epochs[0].start_offset >= leader.start_offset
+    pre: leader.epochs == () or leader.epochs[-1].start_offset <= leader.end_offset
+    pre: leader.start_offset <= follower_hw <= follower_leo <= leader.end_offset
+    post: __return__ == ()
+    """
+    return check_truncation(truncation_offset_to_high_watermark, leader, follower_leo, follower_hw)
 
 
 # -- replication.partition_update: a clean election stays within the ISR --------------
