@@ -38,7 +38,7 @@ from spec.config import SpecConfig
 from spec.errors import ErrorCode
 from spec.invariants import INVARIANTS, Invariant
 from spec.outcome import Ok
-from spec.replication import truncation_offset
+from spec.replication import leader_for_fetch, truncation_offset
 from spec.state import ClusterState, TopicPartition, initial_state
 from spec.variants import Variant
 
@@ -178,14 +178,12 @@ def settle_truncations(s: ClusterState) -> ClusterState:
     no behaviour."""
     for tp, part in s.partitions.items():
         for b, rep in part.replica.items():
-            if rep.truncated or rep.known is None or not s.is_up(b):
+            if rep.truncated or not s.is_up(b):
                 continue
-            leader = rep.known.leader
-            lrep = part.replica.get(leader)
-            if lrep is None or not s.is_up(leader) or lrep.known is None:
+            leader = leader_for_fetch(s, tp, b)
+            if isinstance(leader, ErrorCode):
                 continue
-            if lrep.known.leader != leader or lrep.known.leader_epoch != rep.known.leader_epoch:
-                continue
+            lrep = part.replica[leader]
             if truncation_offset(rep.log, rep.high_watermark, lrep.log) >= rep.log.end_offset:
                 s = s.with_replica(tp, b, attrs.evolve(rep, truncated=True))
     return s

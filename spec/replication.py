@@ -206,7 +206,7 @@ def truncation_offset(follower: Log, follower_hw: int, leader: Log) -> int:
         return min(end, f_end)
 
 
-def _leader_for_fetch(s: ClusterState, tp: TopicPartition, follower: int) -> int | ErrorCode:
+def leader_for_fetch(s: ClusterState, tp: TopicPartition, follower: int) -> int | ErrorCode:
     """The leader ``follower`` may fetch from now, or why it may not (KIP-320 fencing)."""
     part = s.partitions[tp]
     rep = part.replica[follower]
@@ -234,7 +234,7 @@ def follower_fetch(s: ClusterState, a: FollowerFetch) -> Step:
         return Rejected(s, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
     if not s.is_up(a.broker):
         return Rejected(s, ErrorCode.BROKER_NOT_AVAILABLE)
-    leader = _leader_for_fetch(s, a.tp, a.broker)
+    leader = leader_for_fetch(s, a.tp, a.broker)
     if isinstance(leader, ErrorCode):
         return Rejected(s, leader)
     rep = part.replica[a.broker]
