@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from harness.explore_gc import search_gc
 from harness.explore_parallel import explore_parallel
 from harness.explore_progress import progress_display
 from harness.explore_report import report_lines
@@ -147,7 +148,7 @@ def explore_command(
     for note in notes(bounds):
         typer.echo(f"note: {note}", err=True)
     try:
-        with progress_display(max_states) as progress:
+        with search_gc(), progress_display(max_states) as progress:
             if workers == 1:
                 result = explore(
                     bounds, progress=progress, max_states=max_states, clock=time.monotonic

@@ -34,3 +34,13 @@ def test_same_shortest_violation_as_the_serial_explorer(variant: Variant) -> Non
     assert serial.violation is not None and parallel.violation is not None
     assert len(parallel.violation.trace) == len(serial.violation.trace)
     assert not INVARIANTS[parallel.violation.invariant](parallel.violation.state)
+
+
+def test_workers_share_the_search() -> None:
+    """Every worker holds about an equal part of each level, not just the one that was
+    handed the start state."""
+    bounds = Bounds(brokers=3, records=1, crashes=1)
+    par = explore_parallel(bounds, workers=3)
+    assert len(par.shares) == 3
+    assert sum(par.shares) == par.result.states - 1  # all but the start state
+    assert min(par.shares) >= 0.3 * max(par.shares)
