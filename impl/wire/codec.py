@@ -1,0 +1,220 @@
+"""Request and response bodies through kio's schemas: the broker's decode/encode and the
+client's encode/decode, each a whole frame or a frame payload.
+
+Header versions follow Kafka: requests use header v2 when flexible and v1 otherwise;
+responses use header v1 when flexible and v0 otherwise, except ApiVersions responses, which
+always use header v0 so that a client that does not yet know the broker's versions can read
+them (KIP-511).  kio's readers and writers are looked up once per (api key, version).
+
+Decoding raises only DecodeError, whatever the bytes: every kio failure is wrapped, bodies
+must end exactly where the schema does, and flexible bodies pass ``guard.check_body`` first
+(kio 0.6 aborts the process on some array lengths).
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import struct
+from collections.abc import Callable, Mapping
+from typing import Any, cast
+
+from kio.index import load_request_schema, load_response_schema
+from kio.schema.index import api_key_map, schema_name_map
+from kio.serial import entity_reader, entity_writer
+from kio.static.constants import EntityType
+from kio.static.protocol import Payload, RequestPayload, ResponsePayload
+
+from impl.wire.framing import FrameError, RequestHeader, skip_tagged_fields
+from impl.wire.guard import check_body
+
+API_VERSIONS_KEY = 18
+UNSUPPORTED_VERSION = 35  # ErrorCode.UNSUPPORTED_VERSION
+
+_I16 = struct.Struct(">h")
+_I32 = struct.Struct(">i")
+_RESPONSE_V0 = struct.Struct(">ii")  # frame length, correlation id
+_REQUEST_V1 = struct.Struct(">ihhi")  # frame length, api key, api version, correlation id
+_API_VERSION_V0 = struct.Struct(">hhh")
+
+_Reader = Callable[[bytes | bytearray | memoryview, int], tuple[Any, int]]
+_Writer = Callable[[io.BytesIO, Any], None]
+
+
+class DecodeError(ValueError):
+    """A frame whose body does not match the schema of its API key and version."""
+
+
+class UnknownApiError(DecodeError):
+    """kio has no schema for the API key and version (also a DecodeError)."""
+
+
+def request_versions(api_key: int) -> tuple[int, int]:
+    """The (min, max) request versions kio has for ``api_key``; KeyError if none."""
+    versions = [
+        v
+        for v, entry in schema_name_map[api_key_map[api_key]].items()
+        if EntityType.request in entry
+    ]
+    if not versions:
+        raise KeyError(api_key)
+    return min(versions), max(versions)
+
+
+@functools.cache
+def request_type(api_key: int, version: int) -> type[RequestPayload]:
+    """kio's request class; UnknownApiError when it has none."""
+    try:
+        return load_request_schema(api_key, version)
+    except Exception as e:  # kio's UnknownAPIKey / UnknownEntity (RuntimeError)
+        raise UnknownApiError(f"no request schema for api key {api_key} v{version}") from e
+
+
+@functools.cache
+def response_type(api_key: int, version: int) -> type[ResponsePayload]:
+    """kio's response class; UnknownApiError when it has none."""
+    try:
+        return load_response_schema(api_key, version)
+    except Exception as e:
+        raise UnknownApiError(f"no response schema for api key {api_key} v{version}") from e
+
+
+@functools.cache
+def _request_reader(api_key: int, version: int) -> _Reader:
+    return cast(_Reader, entity_reader(request_type(api_key, version)))
+
+
+@functools.cache
+def _response_reader(api_key: int, version: int) -> _Reader:
+    return cast(_Reader, entity_reader(response_type(api_key, version)))
+
+
+@functools.cache
+def _writer(entity_type: type[Payload]) -> _Writer:
+    return cast(_Writer, entity_writer(entity_type))
+
+
+def response_header_version(api_key: int, version: int) -> int:
+    """0 or 1: the response header version Kafka uses for this API version."""
+    if api_key == API_VERSIONS_KEY:
+        return 0
+    return 1 if response_type(api_key, version).__flexible__ else 0
+
+
+def _read_body(
+    entity_type: type[Any],
+    reader: _Reader,
+    frame: bytes | bytearray | memoryview,
+    pos: int,
+    *,
+    trailing_ok: bool = False,
+) -> Any:
+    try:
+        check_body(entity_type, frame, pos)  # kio would abort the process on some lengths
+        entity, size = reader(frame, pos)
+    except Exception as e:  # kio raises its own errors, ValueError, UnicodeDecodeError, ...
+        raise DecodeError(f"{type(e).__name__}: {e}") from e
+    if pos + size != len(frame) and not trailing_ok:
+        raise DecodeError(f"{len(frame) - pos - size} bytes after the body")
+    return entity
+
+
+def decode_request(
+    header: RequestHeader, frame: bytes | bytearray | memoryview, body_offset: int
+) -> RequestPayload:
+    """The request body of ``frame`` (a frame payload) after its header; DecodeError when
+    kio has no schema for it or the bytes do not hold the schema's fields.
+
+    Bytes after the body are ignored, as Kafka's request parser ignores them: librdkafka
+    sends Metadata v12 requests with three bytes more than the schema has."""
+    key, version = header.api_key, header.api_version
+    body = _read_body(
+        request_type(key, version),
+        _request_reader(key, version),
+        frame,
+        body_offset,
+        trailing_ok=True,
+    )
+    return cast(RequestPayload, body)
+
+
+def _frame_with_header(prefix: bytes, tagged: bool, entity: Payload) -> bytes:
+    """A whole frame: length placeholder already in ``prefix``, header tagged fields when
+    ``tagged``, then the body; the length is patched in afterwards (one copy of the body)."""
+    buf = io.BytesIO()
+    buf.write(prefix)
+    if tagged:
+        buf.write(b"\x00")  # no tagged fields
+    _writer(type(entity))(buf, entity)
+    size = buf.tell() - 4
+    with buf.getbuffer() as view:
+        _I32.pack_into(view, 0, size)
+    return buf.getvalue()
+
+
+def encode_response(header: RequestHeader, entity: Payload) -> bytes:
+    """The whole response frame (length, response header, body) answering ``header``."""
+    if entity.__type__ is not EntityType.response or (
+        entity.__api_key__,
+        entity.__version__,
+    ) != (header.api_key, header.api_version):
+        raise ValueError(
+            f"{type(entity).__name__} v{entity.__version__} does not answer api key "
+            f"{header.api_key} v{header.api_version}"
+        )
+    tagged = header.api_key != API_VERSIONS_KEY and entity.__flexible__
+    return _frame_with_header(_RESPONSE_V0.pack(0, header.correlation_id), tagged, entity)
+
+
+def encode_request(entity: Payload, correlation_id: int, client_id: str | None) -> bytes:
+    """The whole request frame (length, request header v1 or v2, body)."""
+    if entity.__type__ is not EntityType.request:
+        raise ValueError(f"{type(entity).__name__} is not a request")
+    prefix = _REQUEST_V1.pack(0, entity.__api_key__, entity.__version__, correlation_id)
+    if client_id is None:
+        prefix += _I16.pack(-1)
+    else:
+        raw = client_id.encode()
+        prefix += _I16.pack(len(raw)) + raw
+    return _frame_with_header(prefix, entity.__flexible__, entity)
+
+
+def decode_response(
+    api_key: int, api_version: int, frame: bytes | bytearray | memoryview
+) -> tuple[int, ResponsePayload]:
+    """(correlation id, body) of a response frame payload to an ``api_key`` request of
+    ``api_version``.  An ApiVersions response that does not parse at the version asked
+    for is read as v0, as Kafka's clients do: a broker answers a too-new ApiVersions
+    request with UNSUPPORTED_VERSION in the v0 layout."""
+    if len(frame) < 4:
+        raise DecodeError("response shorter than its correlation id")
+    (correlation_id,) = _I32.unpack_from(frame, 0)
+    pos = 4
+    if response_header_version(api_key, api_version) == 1:
+        try:
+            pos = skip_tagged_fields(frame, pos)
+        except FrameError as e:
+            raise DecodeError(str(e)) from e
+    try:
+        body = _read_body(
+            response_type(api_key, api_version), _response_reader(api_key, api_version), frame, pos
+        )
+    except DecodeError:
+        if api_key != API_VERSIONS_KEY or api_version == 0:
+            raise
+        body = _read_body(response_type(api_key, 0), _response_reader(api_key, 0), frame, pos)
+    return correlation_id, cast(ResponsePayload, body)
+
+
+def api_versions_unsupported_v0(
+    correlation_id: int, supported: Mapping[int, tuple[int, int]]
+) -> bytes:
+    """The whole frame of an ApiVersions v0 response with UNSUPPORTED_VERSION and the
+    ``supported`` {api key: (min, max)} list, Kafka's answer to a too-new ApiVersions."""
+    body = bytearray(_I32.pack(correlation_id))
+    body += _I16.pack(UNSUPPORTED_VERSION)
+    body += _I32.pack(len(supported))
+    for key in sorted(supported):
+        low, high = supported[key]
+        body += _API_VERSION_V0.pack(key, low, high)
+    return _I32.pack(len(body)) + body
