@@ -1,0 +1,142 @@
+"""``python -m impl.broker --id N --listen HOST:PORT --data-dir DIR [--config FILE]``:
+load the topic registry and the partition logs, lead every partition, serve the Kafka
+protocol, run the retention pass every log.retention.check.interval.ms, and shut down
+cleanly (logs flushed and closed) on SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+
+import attrs
+
+from impl.broker.admin import open_partitions
+from impl.broker.config import BrokerConfig, ConfigError, parse_listener, parse_properties
+from impl.broker.context import BrokerContext
+from impl.broker.producer_ids import ProducerIdAllocator
+from impl.broker.server import BrokerServer
+from impl.broker.topics import TopicRegistry
+from impl.storage.config import LogConfig
+from impl.storage.log_manager import LogManager
+from spec.state import TopicPartition
+
+_log = logging.getLogger("impl.broker")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m impl.broker", description=__doc__)
+    parser.add_argument("--id", type=int, required=True, help="broker.id")
+    parser.add_argument("--listen", required=True, help="HOST:PORT (listeners)")
+    parser.add_argument("--data-dir", required=True, help="the data directory (log.dirs)")
+    parser.add_argument("--config", help="a Kafka server.properties file")
+    return parser.parse_args(argv)
+
+
+def load_config(args: argparse.Namespace) -> BrokerConfig:
+    """The configuration from the command line and the optional properties file."""
+    listener = parse_listener(args.listen)
+    if listener is None:
+        raise ConfigError(f"--listen {args.listen!r} is not HOST:PORT")
+    properties: dict[str, str] = {}
+    if args.config:
+        properties = parse_properties(Path(args.config).read_text(encoding="utf-8"))
+    host, port = listener
+    return BrokerConfig.build(args.id, host, port, str(Path(args.data_dir)), properties)
+
+
+def open_context(config: BrokerConfig) -> BrokerContext:
+    """Load everything from the data directory and lead every partition."""
+    data_dir = Path(config.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    topics = TopicRegistry.load(data_dir, config.broker_id)
+
+    def config_for(tp: TopicPartition) -> LogConfig:
+        info = topics.get(tp.topic)
+        return config.log_config(info.configs if info is not None else None)
+
+    logs = LogManager(str(data_dir), config.log_config(), now_ms(), config_for)
+    ctx = BrokerContext(
+        broker_id=config.broker_id,
+        host=config.host,
+        port=config.port,
+        config=config,
+        logs=logs,
+        partitions={},
+        topics=topics,
+        producer_ids=ProducerIdAllocator.open(data_dir),
+        data_arrived=asyncio.Condition(),
+    )
+    for info in topics:
+        open_partitions(ctx, info)
+    return ctx
+
+
+async def retention_loop(ctx: BrokerContext) -> None:
+    """Apply retention to every log every log.retention.check.interval.ms."""
+    interval = ctx.config.retention_check_interval_ms / 1000
+
+    def high_watermark(tp: TopicPartition) -> int | None:
+        state = ctx.partitions.get(tp)
+        return None if state is None else state.high_watermark
+
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            ctx.logs.apply_retention(now_ms(), high_watermark)
+        except Exception:
+            _log.exception("retention pass failed")
+
+
+async def serve(config: BrokerConfig) -> None:
+    ctx = open_context(config)
+    server = BrokerServer(ctx)
+    await server.start(config.host, config.port)
+    if config.port == 0:  # asked for any free port: report and advertise the real one
+        ctx.port = server.bound_port
+        ctx.config = attrs.evolve(config, port=ctx.port)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    retention = loop.create_task(retention_loop(ctx))
+    print(f"kafkaref broker {ctx.broker_id} listening on {ctx.host}:{ctx.port}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        _log.info("shutting down")
+        retention.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await retention
+        await server.close()
+        ctx.logs.close()
+        _log.info("shut down cleanly")
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        config = load_config(args)
+    except (ConfigError, OSError) as e:
+        print(f"kafkaref broker: {e}", file=sys.stderr)
+        return 2
+    asyncio.run(serve(config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

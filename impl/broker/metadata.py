@@ -1,0 +1,154 @@
+"""Metadata: the brokers, the controller, the cluster id and, for the topics asked about
+(or all topics), each partition's leader, leader epoch, replicas, ISR and offline replicas.
+
+Request semantics by version, as Kafka: v0 an empty list means all topics; v1+ null means
+all topics and an empty list none.  Topics named but unknown are created when
+auto.create.topics.enable is set and the request allows it (v4+; always allowed before),
+with num.partitions and default.replication.factor; the answer for a topic just created
+is LEADER_NOT_AVAILABLE, as Kafka's, and clients ask again.  v10+ carries topic ids; v12
+clients may name a topic by id alone (unknown ids: UNKNOWN_TOPIC_ID).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from impl.broker import admin
+from impl.broker.kio_build import build, nested, response_class
+from spec.admin import valid_topic_name
+from spec.errors import ErrorCode
+from spec.state import TopicPartition
+
+if TYPE_CHECKING:
+    from kio.static.protocol import Entity
+
+    from impl.broker.context import BrokerContext
+    from impl.broker.topics import TopicInfo
+    from impl.wire.framing import RequestHeader
+
+_log = logging.getLogger(__name__)
+ZERO_UUID = uuid.UUID(int=0)
+
+
+def broker_entries(ctx: BrokerContext, cls: type[Any]) -> tuple[Any, ...]:
+    """This broker as the ``brokers`` list of a response (single-broker mode)."""
+    host, port = ctx.config.advertised_endpoint
+    return (build(cls, node_id=ctx.broker_id, broker_id=ctx.broker_id, host=host, port=port),)
+
+
+def _partition_entries(ctx: BrokerContext, info: TopicInfo, cls: type[Any]) -> tuple[Any, ...]:
+    entries = []
+    for index, replicas in enumerate(info.replicas):
+        state = ctx.partitions.get(TopicPartition(info.name, index))
+        isr: tuple[int, ...]
+        if state is None:
+            # Not led here (it cannot happen in single-broker mode once the topic exists).
+            code, leader, epoch, isr = ErrorCode.LEADER_NOT_AVAILABLE, -1, -1, ()
+        else:
+            code, leader, epoch = ErrorCode.NONE, state.leader_id, state.leader_epoch
+            isr = tuple(sorted(state.isr))
+        entries.append(
+            build(
+                cls,
+                error_code=code,
+                partition_index=index,
+                leader_id=leader,
+                leader_epoch=epoch,
+                replica_nodes=replicas,
+                isr_nodes=isr,
+                offline_replicas=(),
+            )
+        )
+    return tuple(entries)
+
+
+async def handle_metadata(
+    ctx: BrokerContext, header: RequestHeader, request: Entity
+) -> Entity | None:
+    version = header.api_version
+    cls = response_class(request)
+    topic_cls = nested(cls, "MetadataResponseTopic")
+    partition_cls = nested(cls, "MetadataResponsePartition")
+    broker_cls = nested(cls, "MetadataResponseBroker")
+    requested: tuple[Any, ...] | None = request.topics  # type: ignore[attr-defined]
+    allow_auto = version < 4 or bool(getattr(request, "allow_auto_topic_creation", True))
+
+    def topic_entry(
+        code: ErrorCode, name: str | None, topic_id: uuid.UUID, info: TopicInfo | None
+    ) -> Any:
+        partitions = () if info is None else _partition_entries(ctx, info, partition_cls)
+        return build(
+            topic_cls,
+            error_code=code,
+            name=name,
+            topic_id=topic_id,
+            is_internal=False,
+            partitions=partitions,
+        )
+
+    entries = []
+    if requested is None or (version == 0 and not requested):
+        for info in sorted(ctx.topics, key=lambda i: i.name):
+            entries.append(topic_entry(ErrorCode.NONE, info.name, info.topic_id, info))
+    else:
+        seen: set[object] = set()
+        for wanted in requested:
+            name: str | None = wanted.name
+            topic_id = getattr(wanted, "topic_id", None)
+            if name is None:
+                key: object = topic_id
+                if key in seen:
+                    continue
+                seen.add(key)
+                found: TopicInfo | None = None
+                if topic_id is not None:
+                    found = ctx.topics.by_id(topic_id)
+                if found is None:
+                    entries.append(
+                        topic_entry(ErrorCode.UNKNOWN_TOPIC_ID, None, topic_id or ZERO_UUID, None)
+                    )
+                else:
+                    entries.append(topic_entry(ErrorCode.NONE, found.name, found.topic_id, found))
+                continue
+            if name in seen:
+                continue
+            seen.add(name)
+            named = ctx.topics.get(name)
+            if named is not None:
+                entries.append(topic_entry(ErrorCode.NONE, name, named.topic_id, named))
+            elif not valid_topic_name(name):
+                code = ErrorCode.INVALID_TOPIC_EXCEPTION
+                entries.append(topic_entry(code, name, ZERO_UUID, None))
+            elif allow_auto and ctx.config.auto_create_topics_enable:
+                entries.append(topic_entry(_auto_create(ctx, name), name, ZERO_UUID, None))
+            else:
+                entries.append(
+                    topic_entry(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, name, ZERO_UUID, None)
+                )
+    response: Entity = build(
+        cls,
+        brokers=broker_entries(ctx, broker_cls),
+        cluster_id=ctx.topics.cluster_id,
+        controller_id=ctx.broker_id,
+        topics=tuple(entries),
+    )
+    return response
+
+
+def _auto_create(ctx: BrokerContext, name: str) -> ErrorCode:
+    """Create ``name`` with the broker defaults; the code the Metadata answer carries."""
+    error = admin.create_topic(
+        ctx,
+        name,
+        ctx.config.num_partitions,
+        ctx.config.default_replication_factor,
+        {},
+        validate_only=False,
+    )
+    if error.code is not ErrorCode.NONE:
+        _log.info("auto-creating topic %s failed: %s", name, error.message)
+        return error.code
+    _log.info("auto-created topic %s", name)
+    return ErrorCode.LEADER_NOT_AVAILABLE

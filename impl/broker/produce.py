@@ -1,0 +1,119 @@
+"""Produce (v3+, record batches v2): per partition, check the one batch as Kafka does
+(its layout here, its size and CRC by the log; no record is decoded), append it with this
+leader's epoch, and answer with its base offset.  acks=-1 waits for the high watermark;
+acks=0 gets no answer (its connection is closed instead when a partition failed, as
+Kafka does).  Long-polling fetches are woken once after the request's appends."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from impl.broker.kio_build import build, nested, response_class
+from impl.broker.partition import VALID_ACKS, PartitionError, PartitionState, validate_batch
+from spec.errors import ErrorCode
+from spec.state import TopicPartition
+
+if TYPE_CHECKING:
+    from kio.static.protocol import Entity
+
+    from impl.broker.context import BrokerContext
+    from impl.wire.framing import RequestHeader
+
+MIN_INSYNC = "min.insync.replicas"
+
+# One partition's answer: (index, error, base offset, log start offset, error message).
+_Answer = tuple[int, ErrorCode, int, int, str | None]
+
+
+def _topic_int(ctx: BrokerContext, topic: str, name: str, default: int) -> int:
+    info = ctx.topics.get(topic)
+    if info is None or name not in info.configs:
+        return default
+    return int(info.configs[name])
+
+
+async def handle_produce(
+    ctx: BrokerContext, header: RequestHeader, request: Entity
+) -> Entity | None:
+    req: Any = request
+    acks = int(req.acks)
+    results: list[tuple[str, list[_Answer]]] = []
+    # acks=-1: (partition, offset the high watermark must reach, topic and partition index)
+    waits: list[tuple[PartitionState, int, int, int]] = []
+    appended = False
+    now_ms = time.time_ns() // 1_000_000
+    for topic in req.topic_data:
+        name = str(topic.name)
+        answers: list[_Answer] = []
+        for part in topic.partition_data:
+            index = int(part.index)
+            tp = TopicPartition(name, index)
+            partition = ctx.partitions.get(tp)
+            try:
+                if acks not in VALID_ACKS:
+                    raise PartitionError(ErrorCode.INVALID_REQUIRED_ACKS, f"acks={acks}")
+                if partition is None:
+                    raise PartitionError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+                data = part.records or b""
+                validate_batch(data)
+                min_insync = (
+                    _topic_int(ctx, name, MIN_INSYNC, ctx.config.min_insync_replicas)
+                    if acks == -1
+                    else 1
+                )
+                info = partition.append_as_leader(bytearray(data), acks, min_insync, now_ms)
+            except PartitionError as e:
+                start = partition.log_start_offset if partition is not None else -1
+                answers.append((index, e.code, -1, start, str(e)))
+                continue
+            appended = True
+            if acks == -1:
+                waits.append((partition, info.last_offset + 1, len(results), len(answers)))
+            answers.append((index, ErrorCode.NONE, info.base_offset, info.log_start_offset, None))
+        results.append((name, answers))
+    if appended:
+        async with ctx.data_arrived:
+            ctx.data_arrived.notify_all()
+    if acks == 0:
+        if any(code != ErrorCode.NONE for _, answers in results for _, code, *_ in answers):
+            # As Kafka: a producer that wants no answer learns of an error by the closed
+            # connection.  (Imported here: the server module imports the handlers.)
+            from impl.broker.server import CloseConnectionError  # noqa: PLC0415
+
+            raise CloseConnectionError("acks=0 produce request with a failed partition")
+        return None
+    timeout_s = max(req.timeout.total_seconds(), 0.0)
+    for partition, committed, t, p in waits:
+        index = results[t][1][p][0]
+        if not await partition.wait_for_high_watermark(committed, timeout_s):
+            results[t][1][p] = (index, ErrorCode.REQUEST_TIMED_OUT, -1, -1, None)
+    return _response(request, results)
+
+
+def _response(request: Entity, results: list[tuple[str, list[_Answer]]]) -> Entity:
+    cls = response_class(request)
+    topic_cls = nested(cls, "TopicProduceResponse")
+    part_cls = nested(cls, "PartitionProduceResponse")
+    topics = tuple(
+        build(
+            topic_cls,
+            name=name,
+            partition_responses=tuple(
+                build(
+                    part_cls,
+                    index=index,
+                    error_code=code,
+                    base_offset=base,
+                    log_append_time=None,
+                    log_start_offset=start,
+                    record_errors=(),
+                    error_message=message,
+                )
+                for index, code, base, start, message in answers
+            ),
+        )
+        for name, answers in results
+    )
+    built: Entity = build(cls, responses=topics)
+    return built

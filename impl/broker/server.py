@@ -1,0 +1,231 @@
+"""The broker's network side: one asyncio Protocol per connection that splits the byte
+stream into frames, and a per-connection worker that answers them one at a time in
+request order (as Kafka's processors do: a connection's next request is handled after
+the previous one's response), so a long-polling Fetch holds back only its own connection.
+
+Kafka's rules for bad input: an API key this broker does not serve closes the connection;
+an ApiVersions request of a version it does not serve gets UNSUPPORTED_VERSION in the v0
+layout; another API at a version it does not serve, a malformed header or body, or a
+frame length that is negative or above socket.request.max.bytes closes the connection.
+A handler bug is logged and closes that connection; the process keeps serving.
+
+Responses are written without waiting for the socket to drain, unless the transport's
+buffer is over its high-water mark; reading pauses while too many requests are queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+from typing import TYPE_CHECKING, cast
+
+from kio.static.protocol import Payload
+
+from impl.broker.apis import API_VERSIONS, APIS, supported_versions
+from impl.wire import codec
+from impl.wire.framing import FrameError, FrameReader, parse_request_header
+
+if TYPE_CHECKING:
+    from impl.broker.context import BrokerContext
+
+_log = logging.getLogger(__name__)
+
+MAX_QUEUED_REQUESTS = 64  # per connection; reading pauses above this
+RESUME_QUEUED_REQUESTS = 16
+
+
+class CloseConnectionError(Exception):
+    """The connection must be closed (Kafka's answer to unreadable requests)."""
+
+
+class BrokerServer:
+    """Accepts connections and dispatches their requests to the API handlers."""
+
+    def __init__(self, ctx: BrokerContext) -> None:
+        self.ctx = ctx
+        self._server: asyncio.Server | None = None
+        self._connections: set[Connection] = set()
+        self._max_frame_bytes = ctx.config.socket_request_max_bytes
+
+    async def start(self, host: str, port: int) -> asyncio.Server:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: Connection(self), host, port, reuse_address=True
+        )
+        return self._server
+
+    @property
+    def bound_port(self) -> int:
+        """The port actually listened on (useful when asked for port 0)."""
+        assert self._server is not None
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    async def close(self) -> None:
+        """Stop accepting, close every connection and wait for their workers."""
+        if self._server is not None:
+            self._server.close()
+        connections = list(self._connections)
+        for conn in connections:
+            conn.shut()
+        await asyncio.gather(*(c.finished() for c in connections), return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def dispatch(self, frame: bytes) -> bytes | None:
+        """The whole response frame answering one request frame (None: no response).
+        Raises CloseConnectionError when the request cannot be answered."""
+        try:
+            header, body_offset = parse_request_header(frame)
+        except FrameError as e:
+            raise CloseConnectionError(f"bad request header: {e}") from None
+        api = APIS.get(header.api_key)
+        if api is None:
+            raise CloseConnectionError(f"unknown API key {header.api_key}")
+        if not api.supports(header.api_version):
+            if header.api_key == API_VERSIONS:
+                return codec.api_versions_unsupported_v0(
+                    header.correlation_id, supported_versions()
+                )
+            raise CloseConnectionError(
+                f"unsupported version {header.api_version} of API key {header.api_key} "
+                f"(supported {api.min_version}..{api.max_version})"
+            )
+        try:
+            request = codec.decode_request(header, frame, body_offset)
+        except codec.DecodeError as e:
+            raise CloseConnectionError(
+                f"cannot decode API key {header.api_key} v{header.api_version}: {e}"
+            ) from None
+        response = await api.handler(self.ctx, header, request)
+        if response is None:
+            return None
+        return codec.encode_response(header, cast(Payload, response))
+
+
+class Connection(asyncio.Protocol):
+    """One client connection: frames in, responses out in request order."""
+
+    def __init__(self, server: BrokerServer) -> None:
+        self._server = server
+        self._reader = FrameReader(server._max_frame_bytes)
+        self._queue: collections.deque[bytes | None] = collections.deque()  # None: close
+        self._transport: asyncio.Transport | None = None
+        self._wakeup: asyncio.Future[None] | None = None
+        self._drained: asyncio.Future[None] | None = None
+        self._reading_paused = False
+        self._closed = False
+        self._worker: asyncio.Task[None] | None = None
+        self._peer = "?"
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        peer = transport.get_extra_info("peername")
+        self._peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self._server._connections.add(self)
+        self._worker = asyncio.get_running_loop().create_task(self._run())
+
+    def data_received(self, data: bytes) -> None:
+        if self._closed:
+            return
+        try:
+            frames = self._reader.feed(data)
+        except FrameError as e:
+            _log.warning("closing connection from %s: %s", self._peer, e)
+            self._queue.append(None)
+            self._closed = True
+            self._wake()
+            return
+        if not frames:
+            return
+        self._queue.extend(frames)
+        if len(self._queue) > MAX_QUEUED_REQUESTS and not self._reading_paused:
+            assert self._transport is not None
+            self._transport.pause_reading()
+            self._reading_paused = True
+        self._wake()
+
+    def eof_received(self) -> bool | None:
+        # The client finished sending: answer what was received, then close.
+        self._queue.append(None)
+        self._wake()
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self._server._connections.discard(self)
+        if self._worker is not None:
+            self._worker.cancel()
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    def pause_writing(self) -> None:
+        if self._drained is None or self._drained.done():
+            self._drained = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    def shut(self) -> None:
+        """Close now (broker shutdown)."""
+        self._closed = True
+        if self._worker is not None:
+            self._worker.cancel()
+        if self._transport is not None:
+            self._transport.close()
+
+    async def finished(self) -> None:
+        if self._worker is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+
+    def _wake(self) -> None:
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
+
+    async def _run(self) -> None:
+        transport = self._transport
+        assert transport is not None
+        queue = self._queue
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                if not queue:
+                    self._wakeup = loop.create_future()
+                    await self._wakeup
+                    self._wakeup = None
+                    continue
+                frame = queue.popleft()
+                if self._reading_paused and len(queue) <= RESUME_QUEUED_REQUESTS:
+                    self._reading_paused = False
+                    if not transport.is_closing():
+                        transport.resume_reading()
+                if frame is None:
+                    break
+                try:
+                    response = await self._server.dispatch(frame)
+                except CloseConnectionError as e:
+                    _log.warning("closing connection from %s: %s", self._peer, e)
+                    break
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    _log.exception("request from %s failed; closing its connection", self._peer)
+                    break
+                if transport.is_closing():
+                    return
+                if response is not None:
+                    transport.write(response)
+                drained = self._drained
+                if drained is not None and not drained.done():
+                    await drained
+        except asyncio.CancelledError:
+            if not transport.is_closing():
+                transport.close()
+            raise
+        self._closed = True
+        transport.close()
