@@ -2,8 +2,8 @@
 
 This module only assembles the app.  Each subcommand lives in its own module under
 ``harness`` with a ``register(app)`` function, listed in ``COMMANDS``: today ``explore``
-(``harness.explore_cli``); ``broker``, ``cluster``, ``conform``, ``chaos`` and ``bench``
-join the same way.
+(``harness.explore_cli``), ``broker`` (``harness.broker_cli``) and ``bench``
+(``harness.bench``); ``cluster``, ``conform`` and ``chaos`` join the same way.
 """
 
 from __future__ import annotations
@@ -12,9 +12,13 @@ from collections.abc import Callable
 
 import typer
 
-from harness import explore_cli
+from harness import bench, broker_cli, explore_cli
 
-COMMANDS: tuple[Callable[[typer.Typer], None], ...] = (explore_cli.register,)
+COMMANDS: tuple[Callable[[typer.Typer], None], ...] = (
+    explore_cli.register,
+    broker_cli.register,
+    bench.register,
+)
 """Each subcommand module's ``register``, in the order ``kafkaref --help`` lists them."""
 
 app = typer.Typer(

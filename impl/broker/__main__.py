@@ -134,7 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, OSError) as e:
         print(f"kafkaref broker: {e}", file=sys.stderr)
         return 2
-    asyncio.run(serve(config))
+    try:
+        asyncio.run(serve(config))
+    except OSError as e:  # the listener could not bind, the data dir is unusable, ...
+        print(f"kafkaref broker: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

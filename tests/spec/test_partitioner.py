@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import ctypes
-import glob
-import os
 from collections.abc import Iterator
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harness.mock_cluster import LibrdkafkaUnavailableError, MockCluster
 from spec.partitioner import RoundRobin, Sticky, murmur2, partition_for_key, to_positive
 
 INT32_MIN = -(1 << 31)
@@ -206,10 +204,10 @@ def test_sticky_new_partition_differs_when_it_can(n: int, data: st.DataObject) -
 # --- Cross-check with librdkafka's murmur2 partitioner on its in-process mock cluster. ---
 #
 # confluent-kafka's bundled librdkafka has a mock cluster (rdkafka_mock.h).  Its public C
-# API can create a topic with any partition count; Python does not expose it, so it is
-# called through ctypes.  The producer then partitions keyed records with librdkafka's
-# "murmur2_random" partitioner (the Java client's), and the delivery reports say where
-# each record went.
+# API can create a topic with any partition count; Python does not expose it, so
+# harness.mock_cluster calls it through ctypes.  The producer then partitions keyed records
+# with librdkafka's "murmur2_random" partitioner (the Java client's), and the delivery
+# reports say where each record went.
 
 MOCK_PARTITION_COUNTS = (1, 2, 3, 7, 12, 31, 101, 256, 1000)
 
@@ -219,34 +217,13 @@ class _MockCluster:
 
     def __init__(self) -> None:
         ck = pytest.importorskip("confluent_kafka")
-        libdir = os.path.join(os.path.dirname(os.path.dirname(ck.__file__)), "confluent_kafka.libs")
-        found = glob.glob(os.path.join(libdir, "librdkafka*.so*"))
-        if not found:
-            pytest.skip("confluent-kafka's bundled librdkafka not found")
-        lib = ctypes.CDLL(found[0])
-        vp, cp = ctypes.c_void_p, ctypes.c_char_p
-        lib.rd_kafka_conf_new.restype = vp
-        lib.rd_kafka_conf_set.argtypes = [vp, cp, cp, cp, ctypes.c_size_t]
-        lib.rd_kafka_new.restype = vp
-        lib.rd_kafka_new.argtypes = [ctypes.c_int, vp, cp, ctypes.c_size_t]
-        lib.rd_kafka_destroy.argtypes = [vp]
-        lib.rd_kafka_mock_cluster_new.restype = vp
-        lib.rd_kafka_mock_cluster_new.argtypes = [vp, ctypes.c_int]
-        lib.rd_kafka_mock_cluster_destroy.argtypes = [vp]
-        lib.rd_kafka_mock_cluster_bootstraps.restype = cp
-        lib.rd_kafka_mock_cluster_bootstraps.argtypes = [vp]
-        lib.rd_kafka_mock_topic_create.argtypes = [vp, cp, ctypes.c_int, ctypes.c_int]
-        self._lib = lib
-        errstr = ctypes.create_string_buffer(512)
-        conf = lib.rd_kafka_conf_new()
-        lib.rd_kafka_conf_set(conf, b"log_level", b"0", errstr, len(errstr))
-        self._rk = lib.rd_kafka_new(0, conf, errstr, len(errstr))  # RD_KAFKA_PRODUCER
-        assert self._rk, errstr.value
-        self._mcluster = lib.rd_kafka_mock_cluster_new(self._rk, 1)
-        assert self._mcluster
-        self.bootstrap = lib.rd_kafka_mock_cluster_bootstraps(self._mcluster).decode()
+        try:
+            self._cluster = MockCluster(brokers=1)
+        except LibrdkafkaUnavailableError as exc:
+            pytest.skip(str(exc))
+        self.bootstrap = self._cluster.bootstrap
         for n in MOCK_PARTITION_COUNTS:
-            assert lib.rd_kafka_mock_topic_create(self._mcluster, f"p{n}".encode(), n, 1) == 0
+            self._cluster.create_topic(f"p{n}", n)
         self.producer = ck.Producer(
             {
                 "bootstrap.servers": self.bootstrap,
@@ -278,8 +255,7 @@ class _MockCluster:
     def close(self) -> None:
         self.producer.flush(10)
         del self.producer
-        self._lib.rd_kafka_mock_cluster_destroy(self._mcluster)
-        self._lib.rd_kafka_destroy(self._rk)
+        self._cluster.close()
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,1 @@
+"""Interop tests: real, unmodified Kafka clients against a kafkaref broker subprocess."""
