@@ -123,7 +123,8 @@ def bench_command(
         bool, typer.Option("--markdown", help="Print the table as Markdown (for the docs).")
     ] = False,
 ) -> None:
-    out = Console(highlight=False, soft_wrap=True)
+    # Wide enough that no cell is ever cut short, on a terminal or in a pipe.
+    out = Console(highlight=False, soft_wrap=True, width=200)
     progress = Console(stderr=True, highlight=False)
     opened: list[tuple[str, Target]] = []
     created: list[tuple[Target, str]] = []

@@ -25,6 +25,7 @@ METRICS: tuple[tuple[str, Callable[[RunResult], float], str], ...] = (
     ("produce p99 ms", lambda r: r.produce.p99_ms, "{:,.2f}"),
     ("consume records/s", lambda r: r.consume.records / r.consume.seconds, "{:,.0f}"),
     ("consume MB/s", lambda r: r.consume.bytes / MB / r.consume.seconds, "{:,.2f}"),
+    ("consume first record ms", lambda r: r.consume.first_record_seconds * 1000, "{:,.2f}"),
 )
 """Each row of a run: label, value, format."""
 

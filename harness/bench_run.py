@@ -63,8 +63,12 @@ class ConsumeResult:
     """Records read: those the log still held, from its start offset to the high watermark."""
     bytes: int
     seconds: float
+    """From the first record received to the last: the rate once data flows."""
     produced: int
     """Records the produce phase delivered; more than ``records`` if the log dropped some."""
+    first_record_seconds: float = 0.0
+    """From assigning the partitions to the first record: resolving the start offsets
+    (ListOffsets) and the first Fetch round trip, apart from the streaming rate."""
 
 
 @attrs.frozen
@@ -234,6 +238,7 @@ def _read_all(
     # fetch.wait.max.ms at the broker, and would stall the others behind it.
     unread = [p for p in range(partitions) if end_offset[p] > start_offset[p]]
     consumer.assign([KafkaTopicPartition(topic, p, OFFSET_BEGINNING) for p in unread])
+    first: float | None = None
     while remaining > 0:
         if time.monotonic() > deadline:
             raise BenchFailedError(
@@ -245,6 +250,8 @@ def _read_all(
             err = msg.error()
             if err is not None:
                 raise BenchFailedError(f"{topic}: consumer error: {err}")
+            if first is None:
+                first = time.perf_counter()
             p, offset = msg.partition() or 0, msg.offset()
             if offset != expected[p]:
                 raise BenchFailedError(
@@ -259,7 +266,12 @@ def _read_all(
                 consumer.incremental_unassign([KafkaTopicPartition(topic, p)])
             nbytes += len(msg.value() or b"")
             remaining -= 1
-    seconds = time.perf_counter() - start
+    end = time.perf_counter()
+    first = end if first is None else first
     return ConsumeResult(
-        records=total, bytes=nbytes, seconds=seconds, produced=sum(delivered.values())
+        records=total,
+        bytes=nbytes,
+        seconds=max(end - first, 1e-9),
+        produced=sum(delivered.values()),
+        first_record_seconds=first - start,
     )

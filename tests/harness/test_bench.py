@@ -23,6 +23,7 @@ METRIC_ROWS = (
     "produce p99 ms",
     "consume records/s",
     "consume MB/s",
+    "consume first record ms",
 )
 
 
