@@ -9,11 +9,11 @@ Kafka hands each broker a block of 1000 ids at a time from ZooKeeper
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from impl.broker.kio_build import build, response_class
+from impl.storage.files import replace_atomically
 from spec.errors import ErrorCode
 
 if TYPE_CHECKING:
@@ -52,24 +52,10 @@ class ProducerIdAllocator:
         """A producer id never returned before by this data directory."""
         if self._next >= self._block_end:
             self._block_end = self._next + BLOCK_SIZE
-            _write_atomically(self._path, f"{self._block_end}\n")
+            replace_atomically(self._path, f"{self._block_end}\n".encode("ascii"))
         producer_id = self._next
         self._next += 1
         return producer_id
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="ascii") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 async def handle_init_producer_id(

@@ -14,10 +14,10 @@ entry, ``<offset>`` (Kafka keeps these per data directory with ``<topic> <partit
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 from impl.storage.errors import StorageError
+from impl.storage.files import replace_atomically
 
 VERSION = 0
 LEADER_EPOCH_CHECKPOINT = "leader-epoch-checkpoint"
@@ -30,19 +30,7 @@ def write_checkpoint(path: str, entries: Sequence[Sequence[int]]) -> None:
     lines = [str(VERSION), str(len(entries))]
     lines += [" ".join(str(field) for field in entry) for entry in entries]
     data = ("\n".join(lines) + "\n").encode("ascii")
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    replace_atomically(path, data)
 
 
 def read_checkpoint(path: str, fields: int) -> list[tuple[int, ...]] | None:
