@@ -1,7 +1,11 @@
 """``python -m impl.broker --id N --listen HOST:PORT --data-dir DIR [--config FILE]``:
 load the topic registry and the partition logs, lead every partition, serve the Kafka
 protocol, run the retention pass every log.retention.check.interval.ms, and shut down
-cleanly (logs flushed and closed) on SIGTERM or SIGINT."""
+cleanly (logs flushed and closed) on SIGTERM or SIGINT.
+
+With zookeeper.connect set the broker runs in cluster mode (impl.broker.cluster_mode):
+topics, leaders and ISRs come from ZooKeeper, and "listening" is printed once it has
+registered there."""
 
 from __future__ import annotations
 
@@ -17,6 +21,8 @@ from pathlib import Path
 import attrs
 
 from impl.broker.admin import open_partitions
+from impl.broker.cluster_metadata import ClusterMetadata
+from impl.broker.cluster_mode import ClusterMode, open_cluster_context, zookeeper_connect
 from impl.broker.config import BrokerConfig, ConfigError, parse_listener, parse_properties
 from impl.broker.context import BrokerContext
 from impl.broker.producer_ids import ProducerIdAllocator
@@ -24,6 +30,8 @@ from impl.broker.server import BrokerServer
 from impl.broker.topics import TopicRegistry
 from impl.storage.config import LogConfig
 from impl.storage.log_manager import LogManager
+from impl.zk.layout import BrokerInfo
+from impl.zk.session import ZkError
 from spec.state import TopicPartition
 
 _log = logging.getLogger("impl.broker")
@@ -75,6 +83,9 @@ def open_context(config: BrokerConfig) -> BrokerContext:
         topics=topics,
         producer_ids=ProducerIdAllocator.open(data_dir),
         data_arrived=asyncio.Condition(),
+        cluster=ClusterMetadata.single_broker(
+            topics, BrokerInfo(config.broker_id, *config.advertised_endpoint)
+        ),
     )
     for info in topics:
         open_partitions(ctx, info)
@@ -98,12 +109,30 @@ async def retention_loop(ctx: BrokerContext) -> None:
 
 
 async def serve(config: BrokerConfig) -> None:
-    ctx = open_context(config)
+    connect = zookeeper_connect(config)
+    cluster: ClusterMode | None = None
+    if connect is None:
+        ctx = open_context(config)
+    else:
+        cluster = await open_cluster_context(config, connect)
+        ctx = cluster.ctx
     server = BrokerServer(ctx)
     await server.start(config.host, config.port)
     if config.port == 0:  # asked for any free port: report and advertise the real one
         ctx.port = server.bound_port
         ctx.config = attrs.evolve(config, port=ctx.port)
+        if cluster is None:
+            ctx.cluster.brokers[ctx.broker_id] = BrokerInfo(
+                ctx.broker_id, *ctx.config.advertised_endpoint
+            )
+    if cluster is not None:
+        try:
+            await cluster.join()
+        except BaseException:
+            await cluster.close()
+            await server.close()
+            ctx.logs.close()
+            raise
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -117,6 +146,8 @@ async def serve(config: BrokerConfig) -> None:
         retention.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await retention
+        if cluster is not None:
+            await cluster.close()
         await server.close()
         ctx.logs.close()
         _log.info("shut down cleanly")
@@ -136,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         asyncio.run(serve(config))
-    except OSError as e:  # the listener could not bind, the data dir is unusable, ...
+    except (OSError, ZkError, ValueError) as e:  # no bind, bad data dir, no ZooKeeper, ...
         print(f"kafkaref broker: {e}", file=sys.stderr)
         return 1
     return 0

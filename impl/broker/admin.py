@@ -2,12 +2,20 @@
 Metadata's auto-creation: validation as Kafka does it (names, partitions, replication
 factor against the live brokers, replica assignments, configs), then the registry entry,
 the partition logs and this broker's leadership of every partition (single-broker mode:
-this broker is the controller and every partition's leader, leader epoch 0)."""
+this broker is the controller and every partition's leader, leader epoch 0).
+
+In cluster mode the receiving broker assigns replicas over the live brokers (Kafka's
+algorithm, spec.admin.assign_replicas, random start), writes /config/topics/<t> and
+/brokers/topics/<t>, and waits (up to the request's timeout) until the controller has
+made every partition's state; DeleteTopics writes /admin/delete_topics/<t> and waits
+until the topic is gone."""
 
 from __future__ import annotations
 
 import logging
+import random
 import time
+import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +24,8 @@ import attrs
 from impl.broker.config import ConfigError, validate_topic_configs
 from impl.broker.kio_build import build, nested, response_class
 from impl.broker.partition import PartitionState
-from spec.admin import valid_topic_name
+from impl.zk import layout
+from spec.admin import assign_replicas, valid_topic_name
 from spec.errors import ErrorCode
 from spec.state import TopicPartition
 
@@ -50,7 +59,9 @@ OK = TopicError(ErrorCode.NONE)
 
 def live_brokers(ctx: BrokerContext) -> tuple[int, ...]:
     """The registered brokers (single-broker mode: this one)."""
-    return (ctx.broker_id,)
+    if ctx.zk is None:
+        return (ctx.broker_id,)
+    return ctx.cluster.live_broker_ids()
 
 
 def _collides(ctx: BrokerContext, name: str) -> str | None:
@@ -106,7 +117,11 @@ def validate_new_topic(
                 f"replication factor of {replication_factor} cannot be reached because only "
                 f"{len(brokers)} broker(s) are registered.",
             ), ()
-        assignment = tuple(tuple(brokers[:replication_factor]) for _ in range(partitions))
+        if ctx.zk is None:
+            assignment = tuple(tuple(brokers[:replication_factor]) for _ in range(partitions))
+        else:  # Kafka: a random start index and a random first shift
+            start, shift = random.randrange(len(brokers)), random.randrange(len(brokers))
+            assignment = assign_replicas(brokers, partitions, replication_factor, start, shift)
     else:
         if not assignment or len(assignment) > MAX_PARTITIONS_PER_TOPIC:
             return TopicError(ErrorCode.INVALID_REPLICA_ASSIGNMENT, "bad assignment size"), ()
@@ -152,6 +167,77 @@ def create_topic(
     info = ctx.topics.create(name, replicas, overrides)
     open_partitions(ctx, info)
     return OK
+
+
+async def create_topic_in_zookeeper(
+    ctx: BrokerContext,
+    name: str,
+    partitions: int,
+    replication_factor: int,
+    configs: Mapping[str, str | None],
+    *,
+    validate_only: bool,
+    assignment: tuple[tuple[int, ...], ...] | None = None,
+    timeout_ms: int = 0,
+) -> TopicError:
+    """Cluster mode: validate, write the topic's znodes, and wait up to ``timeout_ms`` for
+    the controller to make its partition states (REQUEST_TIMED_OUT if it has not)."""
+    zk = ctx.zk
+    assert zk is not None
+    error, replicas = validate_new_topic(
+        ctx, name, partitions, replication_factor, configs, assignment=assignment
+    )
+    if error.code is not ErrorCode.NONE or validate_only:
+        return error
+    if await zk.exists(layout.topic_path(name)) is not None:
+        return TopicError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
+    overrides = {k: v for k, v in configs.items() if v is not None}
+    await zk.ensure_path(layout.CONFIG_TOPICS)
+    await zk.set(layout.topic_config_path(name), layout.encode_topic_config(overrides))
+    await zk.create(layout.topic_config_path(name), layout.encode_topic_config(overrides))
+    topic_id = uuid.uuid4()
+    data = layout.encode_topic(layout.TopicAssignment(topic_id, dict(enumerate(replicas))))
+    if not await zk.create(layout.topic_path(name), data, makepath=True):
+        return TopicError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
+    _log.info("created topic %s with assignment %s", name, replicas)
+    if timeout_ms <= 0:
+        return OK
+
+    def ready() -> bool:
+        return all(
+            ctx.cluster.state(TopicPartition(name, p)) is not None for p in range(len(replicas))
+        )
+
+    if not await ctx.cluster.wait_until(ready, timeout_ms / 1000):
+        return TopicError(
+            ErrorCode.REQUEST_TIMED_OUT, f"Topic {name} was created; its leaders not yet."
+        )
+    return OK
+
+
+async def delete_topic_in_zookeeper(
+    ctx: BrokerContext, info: TopicInfo, timeout_ms: int
+) -> TopicError:
+    """Cluster mode: ask the controller to delete a topic and wait until it is gone."""
+    zk = ctx.zk
+    assert zk is not None
+    await zk.create(layout.delete_topic_path(info.name), makepath=True)
+    if timeout_ms <= 0:
+        return OK
+    gone = await ctx.cluster.wait_until(
+        lambda: ctx.cluster.topic(info.name) is None, timeout_ms / 1000
+    )
+    if not gone:
+        return TopicError(ErrorCode.REQUEST_TIMED_OUT, f"Deletion of {info.name} is pending.")
+    return OK
+
+
+def request_timeout_ms(request: Entity) -> int:
+    """A CreateTopics / DeleteTopics request's timeout in milliseconds (kio: a timedelta)."""
+    timeout = getattr(request, "timeout", None)
+    if timeout is None:
+        return 0
+    return int(timeout.total_seconds() * 1000)
 
 
 def open_partitions(ctx: BrokerContext, info: TopicInfo) -> None:
@@ -205,6 +291,7 @@ async def handle_create_topics(
     config_cls = nested(cls, "CreatableTopicConfigs") if header.api_version >= 5 else None
     topics: tuple[Any, ...] = request.topics  # type: ignore[attr-defined]
     validate_only = bool(getattr(request, "validate_only", False))
+    timeout_ms = request_timeout_ms(request)
     counts: dict[str, int] = {}
     for topic in topics:
         counts[topic.name] = counts.get(topic.name, 0) + 1
@@ -235,15 +322,27 @@ async def handle_create_topics(
             if replication_factor == -1:
                 replication_factor = ctx.config.default_replication_factor
             configs: dict[str, str | None] = {c.name: c.value for c in topic.configs}
-            error = create_topic(
-                ctx,
-                name,
-                partitions,
-                replication_factor,
-                configs,
-                validate_only=validate_only,
-                assignment=assignment,
-            )
+            if ctx.zk is None:
+                error = create_topic(
+                    ctx,
+                    name,
+                    partitions,
+                    replication_factor,
+                    configs,
+                    validate_only=validate_only,
+                    assignment=assignment,
+                )
+            else:
+                error = await create_topic_in_zookeeper(
+                    ctx,
+                    name,
+                    partitions,
+                    replication_factor,
+                    configs,
+                    validate_only=validate_only,
+                    assignment=assignment,
+                    timeout_ms=timeout_ms,
+                )
         info = ctx.topics.get(name) if not validate_only else None
         configs_out = None
         success = error.code is ErrorCode.NONE
@@ -284,8 +383,10 @@ async def handle_delete_topics(
         wanted = [(t.name, t.topic_id) for t in request.topics]  # type: ignore[attr-defined]
     else:
         wanted = [(n, None) for n in request.topic_names]  # type: ignore[attr-defined]
+    timeout_ms = request_timeout_ms(request)
     results = []
     for name, topic_id in wanted:
+        message: str | None
         by_id = name is None
         info = ctx.topics.by_id(topic_id) if by_id and topic_id is not None else None
         if not by_id and name is not None:
@@ -295,6 +396,9 @@ async def handle_delete_topics(
         elif info is None:
             code = ErrorCode.UNKNOWN_TOPIC_ID if by_id else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             message = code.name
+        elif ctx.zk is not None:
+            outcome = await delete_topic_in_zookeeper(ctx, info, timeout_ms)
+            code, message = outcome.code, outcome.message
         else:
             delete_topic(ctx, info)
             code, message = ErrorCode.NONE, None

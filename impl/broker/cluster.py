@@ -1,7 +1,7 @@
-"""DescribeCluster: the cluster id, the controller and the brokers (single-broker mode:
-this broker is all of them).  Only the brokers endpoint type is served, as by a Kafka
-broker: asking it for controllers gets MISMATCHED_ENDPOINT_TYPE, another endpoint type
-UNSUPPORTED_ENDPOINT_TYPE (KIP-919)."""
+"""DescribeCluster: the cluster id, the controller and the live brokers, from the metadata
+cache (single-broker mode: this broker is all of them).  Only the brokers endpoint type is
+served, as by a Kafka broker: asking it for controllers gets MISMATCHED_ENDPOINT_TYPE,
+another endpoint type UNSUPPORTED_ENDPOINT_TYPE (KIP-919)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from kio.schema.errors import ErrorCode as KioErrorCode
 
 from impl.broker.kio_build import build, nested, response_class
-from impl.broker.metadata import broker_entries
+from impl.broker.metadata import broker_entries, controller_id
 from spec.errors import ErrorCode
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ async def handle_describe_cluster(
         error_message=None,
         endpoint_type=endpoint_type,
         cluster_id=ctx.topics.cluster_id,
-        controller_id=ctx.broker_id,
+        controller_id=controller_id(ctx),
         brokers=broker_entries(ctx, nested(cls, "DescribeClusterBroker")),
     )
     return response

@@ -1,6 +1,7 @@
 """The broker's shared state, handed to every request handler: identity, configuration,
 the partition logs, the partitions this broker leads, the topic registry, the producer id
-allocator, and the condition long-polling fetches wait on."""
+allocator, the condition long-polling fetches wait on, and for cluster mode the
+ZooKeeper session, the replica manager and the metadata cache."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from impl.broker.cluster_metadata import ClusterMetadata
 from impl.broker.config import BrokerConfig
 from impl.broker.topics import TopicRegistry
 from spec.state import TopicPartition
@@ -16,7 +18,9 @@ from spec.state import TopicPartition
 if TYPE_CHECKING:
     from impl.broker.partition import PartitionState
     from impl.broker.producer_ids import ProducerIdAllocator
+    from impl.replication.manager import ReplicaManager
     from impl.storage.log_manager import LogManager
+    from impl.zk.session import ZkSession
 
 __all__ = ["BrokerContext", "TopicPartition"]
 
@@ -34,3 +38,10 @@ class BrokerContext:
     topics: TopicRegistry
     producer_ids: ProducerIdAllocator
     data_arrived: asyncio.Condition  # notified after every append
+    cluster: ClusterMetadata  # the metadata cache (topics is cluster.topics)
+    zk: ZkSession | None = None  # cluster mode only
+    replicas: ReplicaManager | None = None  # cluster mode: REPLICATION's manager
+
+    @property
+    def cluster_mode(self) -> bool:
+        return self.zk is not None

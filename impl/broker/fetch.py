@@ -5,17 +5,24 @@ min_bytes are available the request waits up to max_wait_ms, woken by
 ``ctx.data_arrived`` after appends (no polling).
 
 Fetch sessions (KIP-227) are not kept: every answer has session_id 0, which clients read
-as "send full fetch requests".  Replica fetches (replica_id >= 0) read up to the log end
-offset; followers are tracked once replication exists (issue 4).
+as "send full fetch requests".
+
+Replica fetches (replica_id >= 0, from a follower of the partition) read up to the log end
+offset and wait for appends, not for the high watermark.  On arrival each one tells the
+leader the follower's log end offset (its fetch offset): the high watermark may advance
+(waking acks=all produces and consumers), and a follower that caught up is proposed to
+the replica manager for the ISR.  A partition this broker does not lead is
+NOT_LEADER_OR_FOLLOWER when the cluster has it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TYPE_CHECKING, Any
 
 from impl.broker.kio_build import build, nested, response_class
-from impl.broker.partition import PartitionError, PartitionState
+from impl.broker.partition import PartitionError, PartitionState, not_led_error
 from spec.errors import ErrorCode
 from spec.state import TopicPartition
 
@@ -68,35 +75,73 @@ async def handle_fetch(ctx: BrokerContext, header: RequestHeader, request: Entit
     min_bytes = int(req.min_bytes)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max(req.max_wait.total_seconds(), 0.0)
+    if replica_id >= 0:
+        await _record_replica_fetch(ctx, wanted, replica_id)
     while True:
         answers, size, failed = _read_all(ctx, wanted, max_bytes, replica_id)
         if size >= min_bytes or failed or loop.time() >= deadline:
             return _response(request, answers, ErrorCode.NONE, read_committed)
-        await _wait_for_change(ctx, wanted, deadline)
+        await _wait_for_change(ctx, wanted, deadline, replica_id >= 0)
         if loop.time() >= deadline:
             answers, size, failed = _read_all(ctx, wanted, max_bytes, replica_id)
             return _response(request, answers, ErrorCode.NONE, read_committed)
 
 
-def _positions(ctx: BrokerContext, wanted: list[tuple[str, list[_Wanted]]]) -> list[object]:
-    """What a waiting fetch watches: each partition's high watermark and log start."""
+async def _record_replica_fetch(
+    ctx: BrokerContext, wanted: list[tuple[str, list[_Wanted]]], replica_id: int
+) -> None:
+    """A follower's fetch: record its log end offset for each partition led here whose
+    leader epoch it has right (KIP-320), wake fetches and produces when the high watermark
+    moved, and propose it for the ISR when it caught up."""
+    now_ms = time.time_ns() // 1_000_000
+    advanced = False
+    replicas = getattr(ctx, "replicas", None)
+    for _, parts in wanted:
+        for w in parts:
+            p = ctx.partitions.get(w.tp)
+            if (
+                p is None
+                or replica_id not in p.replicas
+                or replica_id == p.leader_id
+                or p.check_leader_epoch(w.current_leader_epoch) != ErrorCode.NONE
+                or not p.log.start_offset <= w.offset <= p.log.end_offset
+            ):
+                continue
+            advanced |= p.update_follower(replica_id, w.offset, now_ms)
+            if replicas is not None and p.may_join_isr(replica_id):
+                replicas.maybe_expand_isr(p, replica_id)
+    if advanced:
+        async with ctx.data_arrived:
+            ctx.data_arrived.notify_all()
+
+
+def _positions(
+    ctx: BrokerContext, wanted: list[tuple[str, list[_Wanted]]], replica: bool
+) -> list[object]:
+    """What a waiting fetch watches: each partition's high watermark and log start, and
+    for a follower its log end offset too."""
     out: list[object] = []
     for _, parts in wanted:
         for w in parts:
             p = ctx.partitions.get(w.tp)
-            out.append(None if p is None else (id(p), p.high_watermark, p.log.start_offset))
+            if p is None:
+                out.append(None)
+            elif replica:
+                out.append((id(p), p.high_watermark, p.log.start_offset, p.log.end_offset))
+            else:
+                out.append((id(p), p.high_watermark, p.log.start_offset))
     return out
 
 
 async def _wait_for_change(
-    ctx: BrokerContext, wanted: list[tuple[str, list[_Wanted]]], deadline: float
+    ctx: BrokerContext, wanted: list[tuple[str, list[_Wanted]]], deadline: float, replica: bool
 ) -> None:
     """Wait until a watched partition changes or the deadline passes."""
     loop = asyncio.get_running_loop()
-    before = _positions(ctx, wanted)
+    before = _positions(ctx, wanted, replica)
     cond = ctx.data_arrived
     async with cond:
-        while _positions(ctx, wanted) == before:
+        while _positions(ctx, wanted, replica) == before:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return
@@ -121,7 +166,7 @@ def _read_all(
             partition = ctx.partitions.get(w.tp)
             if partition is None:
                 failed = True
-                answers.append((w.index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, -1, -1, -1, b""))
+                answers.append((w.index, not_led_error(ctx, w.tp), -1, -1, -1, b""))
                 continue
             try:
                 data = _read_one(partition, w, min(w.max_bytes, limit), min_one, replica_id)

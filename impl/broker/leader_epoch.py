@@ -1,13 +1,16 @@
 """OffsetForLeaderEpoch (v2-v4, KIP-101/279/320): for each partition, the largest leader
 epoch at or below the requested one and the offset where it ended (the log end offset for
 the current epoch), from the leader-epoch cache.  A client's current_leader_epoch older
-than ours is FENCED_LEADER_EPOCH, a newer one UNKNOWN_LEADER_EPOCH."""
+than ours is FENCED_LEADER_EPOCH, a newer one UNKNOWN_LEADER_EPOCH.  Followers ask it
+before they fetch in a new epoch (impl.replication.fetcher); only the leader answers, a
+partition led elsewhere in the cluster is NOT_LEADER_OR_FOLLOWER."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from impl.broker.kio_build import build, nested, response_class
+from impl.broker.partition import not_led_error
 from spec.errors import ErrorCode
 from spec.state import TopicPartition
 
@@ -55,7 +58,7 @@ def _answer(
 ) -> tuple[ErrorCode, int, int]:
     partition = ctx.partitions.get(tp)
     if partition is None:
-        return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, -1, -1
+        return not_led_error(ctx, tp), -1, -1
     code = partition.check_leader_epoch(current_leader_epoch)
     if code != ErrorCode.NONE:
         return code, -1, -1

@@ -2,14 +2,16 @@
 (earliest), -1 the high watermark (latest; also the last stable offset, as there are no
 transactions), -3 the batch with the largest timestamp (KIP-734, v7), otherwise the first
 offset whose timestamp is at or after the given one, below the high watermark.  Nothing
-found: offset and timestamp -1.  The v0 layout (a list of old offsets) is not served."""
+found: offset and timestamp -1.  The v0 layout (a list of old offsets) is not served.
+Only the leader answers: a partition led elsewhere in the cluster is
+NOT_LEADER_OR_FOLLOWER."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from impl.broker.kio_build import build, nested, response_class
-from impl.broker.partition import PartitionState
+from impl.broker.partition import PartitionState, not_led_error
 from impl.storage.partition_log import PartitionLog
 from spec.errors import ErrorCode
 from spec.state import TopicPartition
@@ -41,12 +43,15 @@ async def handle_list_offsets(ctx: BrokerContext, header: RequestHeader, request
         answers = []
         for part in topic.partitions:
             index = int(part.partition_index)
+            tp = TopicPartition(name, index)
             code, timestamp, offset, epoch = _answer(
-                ctx.partitions.get(TopicPartition(name, index)),
+                ctx.partitions.get(tp),
                 int(getattr(part, "current_leader_epoch", -1)),
                 int(part.timestamp),
                 replica_id,
             )
+            if code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
+                code = not_led_error(ctx, tp)
             answers.append(
                 build(
                     part_cls,

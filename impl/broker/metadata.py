@@ -7,6 +7,12 @@ auto.create.topics.enable is set and the request allows it (v4+; always allowed 
 with num.partitions and default.replication.factor; the answer for a topic just created
 is LEADER_NOT_AVAILABLE, as Kafka's, and clients ask again.  v10+ carries topic ids; v12
 clients may name a topic by id alone (unknown ids: UNKNOWN_TOPIC_ID).
+
+In cluster mode the answer comes from the metadata cache (ctx.cluster): every live
+broker, the controller from /controller, and each partition's leader, leader epoch and ISR
+from its state znode; a partition without a live leader is LEADER_NOT_AVAILABLE with
+leader -1, and replicas on unregistered brokers are listed as offline (v0, as Kafka:
+REPLICA_NOT_AVAILABLE with only the available replicas listed).
 """
 
 from __future__ import annotations
@@ -33,12 +39,66 @@ ZERO_UUID = uuid.UUID(int=0)
 
 
 def broker_entries(ctx: BrokerContext, cls: type[Any]) -> tuple[Any, ...]:
-    """This broker as the ``brokers`` list of a response (single-broker mode)."""
-    host, port = ctx.config.advertised_endpoint
-    return (build(cls, node_id=ctx.broker_id, broker_id=ctx.broker_id, host=host, port=port),)
+    """The live brokers as the ``brokers`` list of a response (single-broker mode: this
+    broker)."""
+    if ctx.zk is None:
+        host, port = ctx.config.advertised_endpoint
+        return (build(cls, node_id=ctx.broker_id, broker_id=ctx.broker_id, host=host, port=port),)
+    return tuple(
+        build(
+            cls, node_id=b.broker_id, broker_id=b.broker_id, host=b.host, port=b.port, rack=b.rack
+        )
+        for b in sorted(ctx.cluster.brokers.values(), key=lambda b: b.broker_id)
+    )
 
 
-def _partition_entries(ctx: BrokerContext, info: TopicInfo, cls: type[Any]) -> tuple[Any, ...]:
+def controller_id(ctx: BrokerContext) -> int:
+    """The controller's broker id (-1 while there is none); this broker when alone."""
+    return ctx.broker_id if ctx.zk is None else ctx.cluster.controller_id
+
+
+def _cluster_partition_entries(
+    ctx: BrokerContext, info: TopicInfo, cls: type[Any], version: int
+) -> tuple[Any, ...]:
+    live = ctx.cluster.brokers
+    entries = []
+    for index, assigned in enumerate(info.replicas):
+        replicas = assigned
+        isr: tuple[int, ...]
+        state = ctx.cluster.state(TopicPartition(info.name, index))
+        offline = tuple(r for r in replicas if r not in live)
+        code = ErrorCode.NONE
+        if state is None:
+            leader, epoch, isr = -1, -1, ()
+        else:
+            leader, epoch, isr = state.leader, state.leader_epoch, state.isr
+        if leader not in live:
+            code, leader = ErrorCode.LEADER_NOT_AVAILABLE, -1
+        if version == 0 and offline:
+            replicas = tuple(r for r in replicas if r in live)
+            isr = tuple(r for r in isr if r in live)
+            if code is ErrorCode.NONE:
+                code = ErrorCode.REPLICA_NOT_AVAILABLE
+        entries.append(
+            build(
+                cls,
+                error_code=code,
+                partition_index=index,
+                leader_id=leader,
+                leader_epoch=epoch,
+                replica_nodes=replicas,
+                isr_nodes=isr,
+                offline_replicas=offline,
+            )
+        )
+    return tuple(entries)
+
+
+def _partition_entries(
+    ctx: BrokerContext, info: TopicInfo, cls: type[Any], version: int
+) -> tuple[Any, ...]:
+    if ctx.zk is not None:
+        return _cluster_partition_entries(ctx, info, cls, version)
     entries = []
     for index, replicas in enumerate(info.replicas):
         state = ctx.partitions.get(TopicPartition(info.name, index))
@@ -78,7 +138,7 @@ async def handle_metadata(
     def topic_entry(
         code: ErrorCode, name: str | None, topic_id: uuid.UUID, info: TopicInfo | None
     ) -> Any:
-        partitions = () if info is None else _partition_entries(ctx, info, partition_cls)
+        partitions = () if info is None else _partition_entries(ctx, info, partition_cls, version)
         return build(
             topic_cls,
             error_code=code,
@@ -122,7 +182,10 @@ async def handle_metadata(
                 code = ErrorCode.INVALID_TOPIC_EXCEPTION
                 entries.append(topic_entry(code, name, ZERO_UUID, None))
             elif allow_auto and ctx.config.auto_create_topics_enable:
-                entries.append(topic_entry(_auto_create(ctx, name), name, ZERO_UUID, None))
+                code = (
+                    _auto_create(ctx, name) if ctx.zk is None else await _auto_create_zk(ctx, name)
+                )
+                entries.append(topic_entry(code, name, ZERO_UUID, None))
             else:
                 entries.append(
                     topic_entry(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, name, ZERO_UUID, None)
@@ -131,7 +194,7 @@ async def handle_metadata(
         cls,
         brokers=broker_entries(ctx, broker_cls),
         cluster_id=ctx.topics.cluster_id,
-        controller_id=ctx.broker_id,
+        controller_id=controller_id(ctx),
         topics=tuple(entries),
     )
     return response
@@ -151,4 +214,20 @@ def _auto_create(ctx: BrokerContext, name: str) -> ErrorCode:
         _log.info("auto-creating topic %s failed: %s", name, error.message)
         return error.code
     _log.info("auto-created topic %s", name)
+    return ErrorCode.LEADER_NOT_AVAILABLE
+
+
+async def _auto_create_zk(ctx: BrokerContext, name: str) -> ErrorCode:
+    """Cluster mode: write the topic to ZooKeeper without waiting for its leaders."""
+    error = await admin.create_topic_in_zookeeper(
+        ctx,
+        name,
+        ctx.config.num_partitions,
+        ctx.config.default_replication_factor,
+        {},
+        validate_only=False,
+    )
+    if error.code is not ErrorCode.NONE and error.code is not ErrorCode.TOPIC_ALREADY_EXISTS:
+        _log.info("auto-creating topic %s failed: %s", name, error.message)
+        return error.code
     return ErrorCode.LEADER_NOT_AVAILABLE

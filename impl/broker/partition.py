@@ -1,15 +1,20 @@
 """The state of one partition this broker leads: its log, leader epoch, replicas, ISR and
-high watermark, and the leader's side of the data path (validated appends, reads up to the
-high watermark, the KIP-320 leader-epoch check).
+high watermark, and the leader's side of the data path and of replication: validated
+appends, reads up to the high watermark, the KIP-320 leader-epoch check, what the leader
+knows of each follower (its log end offset from its latest fetch, when it last caught up),
+the high watermark as the smallest log end offset over the ISR (never moving back), which
+followers may join or must leave the ISR, and the acks=all produces waiting for the high
+watermark (Kafka's DelayedProduce, answered by futures, never by polling).
 
-Single-broker mode is the degenerate case of replication: the ISR is this broker alone, so
-the high watermark follows the log end offset after every append.  The fields are kept so
-that replication (issue 4) only changes how the high watermark advances.
+Single-broker mode is the degenerate case: the ISR is this broker alone, so the high
+watermark follows the log end offset after every append.  The ISR itself is changed only
+by the replica manager (impl.replication.manager), after its conditional ZooKeeper write.
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -19,8 +24,12 @@ from impl.wire import records
 from spec.errors import ErrorCode
 from spec.state import TopicPartition
 
+if TYPE_CHECKING:
+    from impl.broker.context import BrokerContext
+
 VALID_ACKS = frozenset({0, 1, -1})
 NO_EPOCH = -1  # a request's current_leader_epoch when the client does not know it
+UNKNOWN_OFFSET = -1  # a follower's log end offset before its first fetch
 
 
 class PartitionError(Exception):
@@ -29,6 +38,15 @@ class PartitionError(Exception):
     def __init__(self, code: ErrorCode, message: str = "") -> None:
         super().__init__(message or code.name)
         self.code = code
+
+
+def not_led_error(ctx: BrokerContext, tp: TopicPartition) -> ErrorCode:
+    """The error for a partition this broker does not lead: in cluster mode
+    NOT_LEADER_OR_FOLLOWER when the cluster has the partition (this broker follows it, or
+    another broker leads it), otherwise UNKNOWN_TOPIC_OR_PARTITION."""
+    if ctx.zk is not None and ctx.cluster.assignment(tp) is not None:
+        return ErrorCode.NOT_LEADER_OR_FOLLOWER
+    return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
 
 
 def validate_batch(data: bytes) -> records.BatchHeader:
@@ -55,6 +73,35 @@ def validate_batch(data: bytes) -> records.BatchHeader:
     return header
 
 
+@attrs.define(slots=True)
+class FollowerState:
+    """What the leader knows of one follower (Kafka's Replica): the fetch offset of its
+    latest fetch (its log end offset), when it was last caught up to the leader's log end
+    offset, and the leader's log end offset and the time at its previous fetch."""
+
+    log_end_offset: int = UNKNOWN_OFFSET
+    last_caught_up_ms: int = 0
+    last_fetch_leader_leo: int = UNKNOWN_OFFSET
+    last_fetch_ms: int = 0
+
+    def update(self, fetch_offset: int, leader_leo: int, now_ms: int) -> None:
+        """A fetch at ``fetch_offset`` arrived (Kafka's Replica.updateFetchState): caught
+        up now if it reached the leader's log end offset, or caught up as of the previous
+        fetch if it reached what the leader's log end offset was then."""
+        if fetch_offset >= leader_leo:
+            self.last_caught_up_ms = max(self.last_caught_up_ms, now_ms)
+        elif fetch_offset >= self.last_fetch_leader_leo:
+            self.last_caught_up_ms = max(self.last_caught_up_ms, self.last_fetch_ms)
+        self.log_end_offset = fetch_offset
+        self.last_fetch_leader_leo = leader_leo
+        self.last_fetch_ms = now_ms
+
+
+# An acks=all produce waiting: (offset the high watermark must reach, min.insync.replicas,
+# the future that gets the produce's error code).
+_Waiter = tuple[int, int, "asyncio.Future[ErrorCode]"]
+
+
 @attrs.define(eq=False)
 class PartitionState:
     """A partition led by this broker."""
@@ -66,7 +113,13 @@ class PartitionState:
     replicas: tuple[int, ...]
     isr: frozenset[int]
     high_watermark: int
-    _hw_waiters: list[tuple[int, asyncio.Future[None]]] = attrs.field(factory=list, init=False)
+    zk_version: int = -1  # of the partition state znode this leader last knew
+    controller_epoch: int = -1
+    epoch_start_offset: int = 0  # where this leader's epoch began in its log
+    followers: dict[int, FollowerState] = attrs.field(factory=dict)
+    leading: bool = True  # False once it stopped leading: waiters are answered
+    isr_update_in_flight: bool = False
+    _hw_waiters: list[_Waiter] = attrs.field(factory=list, init=False)
 
     @classmethod
     def lead_alone(
@@ -85,7 +138,46 @@ class PartitionState:
             replicas=(broker_id,),
             isr=frozenset({broker_id}),
             high_watermark=log.end_offset,
+            epoch_start_offset=_epoch_start(log, leader_epoch),
         )
+
+    @classmethod
+    def become_leader(
+        cls,
+        tp: TopicPartition,
+        log: PartitionLog,
+        *,
+        broker_id: int,
+        replicas: tuple[int, ...],
+        isr: frozenset[int],
+        leader_epoch: int,
+        zk_version: int,
+        controller_epoch: int,
+        high_watermark: int,
+        now_ms: int,
+    ) -> PartitionState:
+        """Kafka's makeLeader: the new epoch starts at the log end offset in the
+        leader-epoch cache, every follower's progress is forgotten (caught up as of now,
+        log end offset unknown), and the high watermark starts where this replica's was
+        (it may then advance as the ISR's followers fetch)."""
+        log.epoch_cache.assign(leader_epoch, log.end_offset)
+        state = cls(
+            tp=tp,
+            log=log,
+            leader_id=broker_id,
+            leader_epoch=leader_epoch,
+            replicas=replicas,
+            isr=isr,
+            high_watermark=min(max(high_watermark, log.start_offset), log.end_offset),
+            zk_version=zk_version,
+            controller_epoch=controller_epoch,
+            epoch_start_offset=_epoch_start(log, leader_epoch),
+            followers={
+                r: FollowerState(last_caught_up_ms=now_ms) for r in replicas if r != broker_id
+            },
+        )
+        state.maybe_advance_high_watermark()
+        return state
 
     @property
     def log_start_offset(self) -> int:
@@ -127,34 +219,126 @@ class PartitionState:
         self.maybe_advance_high_watermark()
         return info
 
-    def maybe_advance_high_watermark(self) -> None:
-        """Advance the high watermark to the smallest log end offset in the ISR; with this
-        broker alone in the ISR that is its own log end offset."""
-        end = self.log.end_offset
-        if end <= self.high_watermark:
-            return
-        self.high_watermark = end
-        if self._hw_waiters:
-            waiting = []
-            for offset, future in self._hw_waiters:
-                if offset <= end:
-                    if not future.done():
-                        future.set_result(None)
-                else:
-                    waiting.append((offset, future))
-            self._hw_waiters = waiting
+    # --- the leader's view of its followers ------------------------------------------
 
-    async def wait_for_high_watermark(self, offset: int, timeout_s: float) -> bool:
-        """Whether the high watermark reaches ``offset`` within ``timeout_s`` (acks=-1)."""
+    def update_follower(self, replica_id: int, fetch_offset: int, now_ms: int) -> bool:
+        """Record a follower's fetch at ``fetch_offset`` (its log end offset); whether the
+        high watermark advanced."""
+        follower = self.followers.get(replica_id)
+        if follower is None:
+            follower = self.followers[replica_id] = FollowerState(last_caught_up_ms=now_ms)
+        follower.update(fetch_offset, self.log.end_offset, now_ms)
+        if replica_id in self.isr:
+            return self.maybe_advance_high_watermark()
+        return False
+
+    def may_join_isr(self, replica_id: int) -> bool:
+        """A follower outside the ISR may join once its log end offset has reached the
+        high watermark and the start of this leader's epoch (KIP-320 / KAFKA-7128)."""
+        follower = self.followers.get(replica_id)
+        if follower is None or replica_id in self.isr or replica_id not in self.replicas:
+            return False
+        leo = follower.log_end_offset
+        return leo >= self.high_watermark and leo >= self.epoch_start_offset
+
+    def out_of_sync_replicas(self, now_ms: int, lag_time_max_ms: int) -> frozenset[int]:
+        """ISR followers behind the log end offset that have not caught up for longer than
+        replica.lag.time.max.ms (Kafka's getOutOfSyncReplicas)."""
+        end = self.log.end_offset
+        out = set()
+        for r in self.isr:
+            if r == self.leader_id:
+                continue
+            f = self.followers.get(r)
+            if f is None:
+                f = self.followers[r] = FollowerState(last_caught_up_ms=now_ms)
+            if f.log_end_offset < end and now_ms - f.last_caught_up_ms > lag_time_max_ms:
+                out.add(r)
+        return frozenset(out)
+
+    def update_isr(self, isr: frozenset[int], zk_version: int) -> bool:
+        """Take a new ISR (written or read at ``zk_version``); whether the high watermark
+        advanced (an ISR without a lagging follower)."""
+        self.isr = isr
+        self.zk_version = zk_version
+        return self.maybe_advance_high_watermark()
+
+    # --- the high watermark and the acks=all produces waiting for it -----------------
+
+    def maybe_advance_high_watermark(self) -> bool:
+        """Advance the high watermark to the smallest log end offset over the ISR (never
+        back); answer the acks=all produces it passes.  Whether it moved."""
+        hw = self.log.end_offset
+        if hw <= self.high_watermark:
+            return False
+        for r in self.isr:
+            if r != self.leader_id:
+                f = self.followers.get(r)
+                leo = UNKNOWN_OFFSET if f is None else f.log_end_offset
+                if leo < hw:
+                    hw = leo
+                    if hw <= self.high_watermark:
+                        return False
+        self.high_watermark = hw
+        if self._hw_waiters:
+            self._answer_due()
+        return True
+
+    def _answer_due(self) -> None:
+        """Answer the waiting acks=all produces the high watermark has passed."""
+        hw = self.high_watermark
+        waiting = []
+        for waiter in self._hw_waiters:
+            offset, min_insync, future = waiter
+            if offset <= hw:
+                if not future.done():
+                    ok = len(self.isr) >= min_insync
+                    future.set_result(
+                        ErrorCode.NONE if ok else ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND
+                    )
+            else:
+                waiting.append(waiter)
+        self._hw_waiters = waiting
+
+    async def wait_for_high_watermark(
+        self, offset: int, timeout_s: float, min_insync_replicas: int = 1
+    ) -> ErrorCode:
+        """An acks=all produce's answer once the high watermark reaches ``offset``: NONE,
+        or NOT_ENOUGH_REPLICAS_AFTER_APPEND when the ISR is then smaller than
+        ``min_insync_replicas``; REQUEST_TIMED_OUT after ``timeout_s``;
+        NOT_LEADER_OR_FOLLOWER when this broker stops leading first."""
+        if not self.leading:
+            return ErrorCode.NOT_LEADER_OR_FOLLOWER
         if self.high_watermark >= offset:
-            return True
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._hw_waiters.append((offset, future))
+            if len(self.isr) < min_insync_replicas:
+                return ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND
+            return ErrorCode.NONE
+        future: asyncio.Future[ErrorCode] = asyncio.get_running_loop().create_future()
+        self._hw_waiters.append((offset, min_insync_replicas, future))
         try:
-            await asyncio.wait_for(future, timeout_s)
+            return await asyncio.wait_for(future, timeout_s)
         except TimeoutError:
-            self._hw_waiters = [w for w in self._hw_waiters if w[1] is not future]
-        return self.high_watermark >= offset
+            self._hw_waiters = [w for w in self._hw_waiters if w[2] is not future]
+            return ErrorCode.REQUEST_TIMED_OUT
+
+    def adopt_waiters(self, previous: PartitionState) -> None:
+        """Take over the acks=all produces waiting on this partition's previous leadership
+        (this broker leads again in a newer epoch) and answer those now due."""
+        self._hw_waiters.extend(previous._hw_waiters)
+        previous._hw_waiters = []
+        self.high_watermark = max(self.high_watermark, previous.high_watermark)
+        self.high_watermark = min(self.high_watermark, self.log.end_offset)
+        self.maybe_advance_high_watermark()
+        self._answer_due()
+
+    def resign(self) -> None:
+        """This broker stopped leading: the waiting acks=all produces get
+        NOT_LEADER_OR_FOLLOWER (Kafka's DelayedProduce after a leader change)."""
+        self.leading = False
+        for _, _, future in self._hw_waiters:
+            if not future.done():
+                future.set_result(ErrorCode.NOT_LEADER_OR_FOLLOWER)
+        self._hw_waiters = []
 
     def check_fetch_offset(self, offset: int) -> None:
         """Raise OFFSET_OUT_OF_RANGE unless log start <= offset <= log end."""
@@ -177,3 +361,12 @@ class PartitionState:
         if len(data) > max_bytes and not min_one:
             return b""
         return data
+
+
+def _epoch_start(log: PartitionLog, leader_epoch: int) -> int:
+    """The start offset of ``leader_epoch`` in the log's leader-epoch cache (the log end
+    offset when the cache does not have it)."""
+    for entry in reversed(log.epoch_cache.entries):
+        if entry.epoch == leader_epoch:
+            return entry.start_offset
+    return log.end_offset

@@ -1,16 +1,27 @@
 """Produce (v3+, record batches v2): per partition, check the one batch as Kafka does
 (its layout here, its size and CRC by the log; no record is decoded), append it with this
-leader's epoch, and answer with its base offset.  acks=-1 waits for the high watermark;
-acks=0 gets no answer (its connection is closed instead when a partition failed, as
-Kafka does).  Long-polling fetches are woken once after the request's appends."""
+leader's epoch, and answer with its base offset.  acks=-1 waits for the high watermark
+(the ISR has the batch; NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank below
+min.insync.replicas meanwhile, NOT_LEADER_OR_FOLLOWER if this broker stopped leading,
+REQUEST_TIMED_OUT at the request's timeout); a partition led elsewhere is
+NOT_LEADER_OR_FOLLOWER; acks=0 gets no answer (its connection is closed instead when a
+partition failed, as Kafka does).  Long-polling fetches are woken once after the
+request's appends."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
 from impl.broker.kio_build import build, nested, response_class
-from impl.broker.partition import VALID_ACKS, PartitionError, PartitionState, validate_batch
+from impl.broker.partition import (
+    VALID_ACKS,
+    PartitionError,
+    PartitionState,
+    not_led_error,
+    validate_batch,
+)
 from spec.errors import ErrorCode
 from spec.state import TopicPartition
 
@@ -39,8 +50,9 @@ async def handle_produce(
     req: Any = request
     acks = int(req.acks)
     results: list[tuple[str, list[_Answer]]] = []
-    # acks=-1: (partition, offset the high watermark must reach, topic and partition index)
-    waits: list[tuple[PartitionState, int, int, int]] = []
+    # acks=-1: (partition, offset the high watermark must reach, min.insync.replicas,
+    # topic and partition index)
+    waits: list[tuple[PartitionState, int, int, int, int]] = []
     appended = False
     now_ms = time.time_ns() // 1_000_000
     for topic in req.topic_data:
@@ -54,7 +66,7 @@ async def handle_produce(
                 if acks not in VALID_ACKS:
                     raise PartitionError(ErrorCode.INVALID_REQUIRED_ACKS, f"acks={acks}")
                 if partition is None:
-                    raise PartitionError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+                    raise PartitionError(not_led_error(ctx, tp))
                 data = part.records or b""
                 validate_batch(data)
                 min_insync = (
@@ -69,7 +81,8 @@ async def handle_produce(
                 continue
             appended = True
             if acks == -1:
-                waits.append((partition, info.last_offset + 1, len(results), len(answers)))
+                committed = info.last_offset + 1
+                waits.append((partition, committed, min_insync, len(results), len(answers)))
             answers.append((index, ErrorCode.NONE, info.base_offset, info.log_start_offset, None))
         results.append((name, answers))
     if appended:
@@ -83,11 +96,13 @@ async def handle_produce(
 
             raise CloseConnectionError("acks=0 produce request with a failed partition")
         return None
-    timeout_s = max(req.timeout.total_seconds(), 0.0)
-    for partition, committed, t, p in waits:
-        index = results[t][1][p][0]
-        if not await partition.wait_for_high_watermark(committed, timeout_s):
-            results[t][1][p] = (index, ErrorCode.REQUEST_TIMED_OUT, -1, -1, None)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max(req.timeout.total_seconds(), 0.0)
+    for partition, committed, min_insync, t, p in waits:
+        timeout_s = max(deadline - loop.time(), 0.0)
+        code = await partition.wait_for_high_watermark(committed, timeout_s, min_insync)
+        if code != ErrorCode.NONE:
+            results[t][1][p] = (results[t][1][p][0], code, -1, -1, None)
     return _response(request, results)
 
 

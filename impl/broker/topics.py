@@ -2,7 +2,8 @@
 topic-level config overrides and topic ids, plus the cluster id.  Persisted in the data
 directory as JSON written atomically (tmp file, fsync, rename), and the cluster id in
 Kafka's ``meta.properties``; in single-broker mode this broker is the controller of all
-of it."""
+of it.  In cluster mode ZooKeeper holds the topics: the registry is then an in-memory
+mirror of /brokers/topics kept by the metadata watches (``put``/``remove``), never saved."""
 
 from __future__ import annotations
 
@@ -63,8 +64,16 @@ def _urlsafe_uuid(value: uuid.UUID) -> str:
 class TopicRegistry:
     """The topics of the cluster, kept in memory and persisted on every change."""
 
-    def __init__(self, data_dir: Path, cluster_id: str, topics: dict[str, TopicInfo]) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        cluster_id: str,
+        topics: dict[str, TopicInfo],
+        *,
+        persist: bool = True,
+    ) -> None:
         self._dir = data_dir
+        self._persist = persist
         self.cluster_id = cluster_id
         self._topics = topics
         self._by_id = {info.topic_id: info for info in topics.values()}
@@ -128,6 +137,21 @@ class TopicRegistry:
         self._save()
         return info
 
+    def put(self, info: TopicInfo) -> None:
+        """Add or replace a topic as ZooKeeper has it (cluster mode)."""
+        old = self._topics.get(info.name)
+        if old is not None:
+            self._by_id.pop(old.topic_id, None)
+        self._topics[info.name] = info
+        self._by_id[info.topic_id] = info
+        self._save()
+
+    def remove(self, name: str) -> TopicInfo | None:
+        """Forget a topic ZooKeeper no longer has (cluster mode); None if unknown."""
+        if name not in self._topics:
+            return None
+        return self.delete(name)
+
     def delete(self, name: str) -> TopicInfo:
         """Remove a topic and persist.  Raises KeyError if there is none."""
         info = self._topics.pop(name)
@@ -136,6 +160,8 @@ class TopicRegistry:
         return info
 
     def _save(self) -> None:
+        if not self._persist:
+            return
         entries = [
             {
                 "name": info.name,
@@ -147,6 +173,24 @@ class TopicRegistry:
         ]
         text = json.dumps({"version": 1, "topics": entries}, indent=1, sort_keys=True)
         _write_atomically(self._dir / TOPICS_FILE, text)
+
+
+def check_cluster_id(data_dir: str | Path, broker_id: int, cluster_id: str) -> None:
+    """Record ZooKeeper's cluster id in ``meta.properties`` (cluster mode), or raise
+    ValueError if the data directory belongs to another cluster (Kafka's
+    InconsistentClusterIdException)."""
+    path = Path(data_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    meta = path / META_FILE
+    if meta.exists():
+        known = _load_or_create_cluster_id(path, broker_id)
+        if known != cluster_id:
+            raise ValueError(
+                f"The Cluster ID {cluster_id} doesn't match stored clusterId {known} in "
+                f"{META_FILE}. The broker is trying to join the wrong cluster."
+            )
+        return
+    _write_atomically(meta, f"version=0\nbroker.id={broker_id}\ncluster.id={cluster_id}\n")
 
 
 def _load_or_create_cluster_id(path: Path, broker_id: int) -> str:

@@ -1,0 +1,142 @@
+"""Cluster-mode boot and shutdown (a broker whose configuration has zookeeper.connect):
+the ZooKeeper session, Kafka's top-level znodes and /cluster/id, the partition logs, the
+replica manager, the metadata watches, this broker's registration (after the logs are
+loaded and the listener is up), then the controller candidate.  The reverse on exit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from pathlib import Path
+
+import attrs
+
+from impl.broker.cluster_metadata import ClusterMetadata
+from impl.broker.config import BrokerConfig
+from impl.broker.context import BrokerContext
+from impl.broker.producer_ids import ProducerIdAllocator
+from impl.broker.topics import TopicRegistry, check_cluster_id
+from impl.controller.controller import UNCLEAN, KafkaController
+from impl.replication.manager import ReplicaManager
+from impl.storage.config import LogConfig
+from impl.storage.log_manager import LogManager
+from impl.zk import layout
+from impl.zk.metadata_sync import MetadataSync
+from impl.zk.registration import (
+    BrokerRegistration,
+    create_top_level_paths,
+    get_or_create_cluster_id,
+)
+from impl.zk.session import ZkSession
+from spec.state import TopicPartition
+
+_log = logging.getLogger(__name__)
+
+ZOOKEEPER_CONNECT = "zookeeper.connect"
+SESSION_TIMEOUT = "zookeeper.session.timeout.ms"
+CONNECTION_TIMEOUT = "zookeeper.connection.timeout.ms"
+DEFAULT_SESSION_TIMEOUT_MS = 18000  # Kafka's zookeeper.session.timeout.ms
+
+
+def zookeeper_connect(config: BrokerConfig) -> str | None:
+    value = config.get(ZOOKEEPER_CONNECT)
+    return value.strip() if value and value.strip() else None
+
+
+def _int(config: BrokerConfig, name: str, default: int | None) -> int | None:
+    value = config.get(name)
+    return default if value is None or not value.strip() else int(value.strip())
+
+
+@attrs.define
+class ClusterMode:
+    """The running cluster-mode parts of one broker."""
+
+    ctx: BrokerContext
+    zk: ZkSession
+    replicas: ReplicaManager
+    sync: MetadataSync | None = None
+    registration: BrokerRegistration | None = None
+    controller: KafkaController | None = None
+
+    async def join(self) -> None:
+        """Watch the metadata, register (waiting for a stale registration of this id to
+        expire), take the partition states, stand for controller."""
+        ctx, zk = self.ctx, self.zk
+        self.sync = MetadataSync(ctx, zk)
+        await self.sync.start()
+        await self.sync.synced()
+        host, port = ctx.config.advertised_endpoint
+        self.registration = BrokerRegistration(zk, layout.BrokerInfo(ctx.broker_id, host, port))
+        await self.registration.register(zk.session_timeout_ms * 3 / 1000)
+        await self.sync.deliver()
+        unclean = ctx.config.get_bool(UNCLEAN)
+        self.controller = KafkaController(zk, ctx.broker_id, unclean)
+        await self.controller.start()
+
+    async def close(self) -> None:
+        if self.controller is not None:
+            await self.controller.close()
+        if self.sync is not None:
+            await self.sync.close()
+        if self.registration is not None:
+            await self.registration.deregister()
+        await self.replicas.close()
+        with contextlib.suppress(Exception):
+            await self.zk.close()
+
+
+async def open_cluster_context(config: BrokerConfig, connect: str) -> ClusterMode:
+    """Connect to ZooKeeper and load the logs; nothing is led or followed yet."""
+    session_timeout = _int(config, SESSION_TIMEOUT, DEFAULT_SESSION_TIMEOUT_MS)
+    assert session_timeout is not None
+    zk = ZkSession(connect, session_timeout, _int(config, CONNECTION_TIMEOUT, None))
+    await zk.start()
+    try:
+        await create_top_level_paths(zk)
+        cluster_id = await get_or_create_cluster_id(zk)
+        data_dir = Path(config.data_dir)
+        check_cluster_id(data_dir, config.broker_id, cluster_id)
+        configs = await _topic_configs(zk)
+        topics = TopicRegistry(data_dir, cluster_id, {}, persist=False)
+
+        def config_for(tp: TopicPartition) -> LogConfig:
+            info = topics.get(tp.topic)
+            return config.log_config(info.configs if info is not None else configs.get(tp.topic))
+
+        now = int(time.time() * 1000)
+        logs = await asyncio.to_thread(
+            LogManager, str(data_dir), config.log_config(), now, config_for
+        )
+        ctx = BrokerContext(
+            broker_id=config.broker_id,
+            host=config.host,
+            port=config.port,
+            config=config,
+            logs=logs,
+            partitions={},
+            topics=topics,
+            producer_ids=ProducerIdAllocator.open(data_dir),
+            data_arrived=asyncio.Condition(),
+            cluster=ClusterMetadata(topics),
+            zk=zk,
+        )
+        replicas = ReplicaManager(ctx)
+        ctx.replicas = replicas
+        replicas.start()
+        return ClusterMode(ctx, zk, replicas)
+    except BaseException:
+        await zk.close()
+        raise
+
+
+async def _topic_configs(zk: ZkSession) -> dict[str, dict[str, str]]:
+    """Every topic's config overrides, for the logs loaded before the watches run."""
+    out: dict[str, dict[str, str]] = {}
+    for name in await zk.get_children(layout.CONFIG_TOPICS) or []:
+        found = await zk.get(layout.topic_config_path(name))
+        if found is not None:
+            out[name] = layout.decode_topic_config(found[0])
+    return out
