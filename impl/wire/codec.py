@@ -14,7 +14,6 @@ must end exactly where the schema does, and flexible bodies pass ``guard.check_b
 from __future__ import annotations
 
 import functools
-import io
 import struct
 from collections.abc import Callable, Mapping
 from typing import Any, cast
@@ -38,7 +37,7 @@ _REQUEST_V1 = struct.Struct(">ihhi")  # frame length, api key, api version, corr
 _API_VERSION_V0 = struct.Struct(">hhh")
 
 _Reader = Callable[[bytes | bytearray | memoryview, int], tuple[Any, int]]
-_Writer = Callable[[io.BytesIO, Any], None]
+_Writer = Callable[["_FrameParts", Any], None]  # kio calls only write()
 
 
 class DecodeError(ValueError):
@@ -138,22 +137,50 @@ def decode_request(
     return cast(RequestPayload, body)
 
 
-def _frame_with_header(prefix: bytes, tagged: bool, entity: Payload) -> bytes:
-    """A whole frame: length placeholder already in ``prefix``, header tagged fields when
-    ``tagged``, then the body; the length is patched in afterwards (one copy of the body)."""
-    buf = io.BytesIO()
-    buf.write(prefix)
+LARGE_WRITE_BYTES = 16384
+"""Writes at least this long (record batches) are kept by reference, not copied."""
+
+Buffer = bytes | bytearray | memoryview
+
+
+class _FrameParts:
+    """A write target for kio's writers that copies small writes into the current piece
+    and keeps large ones (a Fetch response's records) by reference, so a response of
+    several MiB is not copied (nor allocated) once more before it reaches the socket."""
+
+    __slots__ = ("_tail", "parts", "size")
+
+    def __init__(self, prefix: bytes) -> None:
+        self._tail = bytearray(prefix)
+        self.parts: list[Buffer] = [self._tail]
+        self.size = len(prefix)
+
+    def write(self, data: Buffer) -> int:
+        n = len(data)
+        if n >= LARGE_WRITE_BYTES:
+            self.parts.append(data)
+            self._tail = bytearray()
+            self.parts.append(self._tail)
+        else:
+            self._tail += data
+        self.size += n
+        return n
+
+
+def _frame_parts(prefix: bytes, tagged: bool, entity: Payload) -> list[Buffer]:
+    """A whole frame as consecutive pieces: length placeholder already in ``prefix``
+    (patched here), header tagged fields when ``tagged``, then the body."""
+    out = _FrameParts(prefix)
     if tagged:
-        buf.write(b"\x00")  # no tagged fields
-    _writer(type(entity))(buf, entity)
-    size = buf.tell() - 4
-    with buf.getbuffer() as view:
-        _I32.pack_into(view, 0, size)
-    return buf.getvalue()
+        out.write(b"\x00")  # no tagged fields
+    _writer(type(entity))(out, entity)
+    first = out.parts[0]
+    assert isinstance(first, bytearray)
+    _I32.pack_into(first, 0, out.size - 4)
+    return [part for part in out.parts if len(part)]
 
 
-def encode_response(header: RequestHeader, entity: Payload) -> bytes:
-    """The whole response frame (length, response header, body) answering ``header``."""
+def _check_answers(header: RequestHeader, entity: Payload) -> None:
     if entity.__type__ is not EntityType.response or (
         entity.__api_key__,
         entity.__version__,
@@ -162,8 +189,19 @@ def encode_response(header: RequestHeader, entity: Payload) -> bytes:
             f"{type(entity).__name__} v{entity.__version__} does not answer api key "
             f"{header.api_key} v{header.api_version}"
         )
+
+
+def encode_response_parts(header: RequestHeader, entity: Payload) -> list[Buffer]:
+    """The whole response frame answering ``header`` as pieces to write in order (large
+    byte fields such as record batches are the entity's own objects, not copies)."""
+    _check_answers(header, entity)
     tagged = header.api_key != API_VERSIONS_KEY and entity.__flexible__
-    return _frame_with_header(_RESPONSE_V0.pack(0, header.correlation_id), tagged, entity)
+    return _frame_parts(_RESPONSE_V0.pack(0, header.correlation_id), tagged, entity)
+
+
+def encode_response(header: RequestHeader, entity: Payload) -> bytes:
+    """The whole response frame (length, response header, body) answering ``header``."""
+    return b"".join(encode_response_parts(header, entity))
 
 
 def encode_request(entity: Payload, correlation_id: int, client_id: str | None) -> bytes:
@@ -176,7 +214,7 @@ def encode_request(entity: Payload, correlation_id: int, client_id: str | None) 
     else:
         raw = client_id.encode()
         prefix += _I16.pack(len(raw)) + raw
-    return _frame_with_header(prefix, entity.__flexible__, entity)
+    return b"".join(_frame_parts(prefix, entity.__flexible__, entity))
 
 
 def decode_response(
