@@ -17,11 +17,13 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from harness.bench_report import report_table, retention_notes
+from harness.bench_report import cluster_ratio_lines, report_table, retention_notes
 from harness.bench_run import BenchFailedError, RunResult, Scenario, run_scenario
 from harness.bench_targets import (
     MOCK,
     BootstrapUnreachableError,
+    LocalBrokerTarget,
+    LocalClusterTarget,
     Target,
     TopicSetupError,
     open_target,
@@ -34,6 +36,10 @@ EXIT_UNREACHABLE = 3
 EXIT_INTERRUPTED = 130
 
 ACKS = ("1", "all")
+CLUSTER_ACKS = ("all",)
+CLUSTER_TARGET_RATIO = 0.5
+"""Issue 4: a replicated cluster's acks=all produce throughput, at least this fraction of a
+single broker's."""
 
 HELP = """Measure produce and consume throughput and produce latency of a Kafka bootstrap.
 
@@ -48,6 +54,11 @@ ratio ours / peer.
 A target is HOST:PORT, or "mock": librdkafka's mock cluster (one broker), started in this
 process for the run.  The mock keeps only the last 5 MiB of each partition, so it may
 serve fewer records than were produced; the report says so when it happens.
+
+With --cluster N instead of --bootstrap, the bench starts a local kafkaref cluster of N
+brokers (ZooKeeper, replication factor N) as "ours" and a single kafkaref broker
+(replication factor 1) as "peer", runs acks=all only, and prints the cluster's produce
+throughput as a fraction of the single broker's (the target is at least 0.5x).
 
 Exit status: 0 when every run completed with every record delivered and read back, 1 when
 a run failed, 2 for bad arguments, 3 when a target cannot be reached.
@@ -74,13 +85,14 @@ def _target_name(value: str | None) -> str | None:
 def bench_command(
     *,
     bootstrap: Annotated[
-        str,
+        str | None,
         typer.Option(
             metavar="HOST:PORT",
             callback=_target_name,
             help='The system to measure ("ours"): a bootstrap address, or "mock".',
+            show_default=False,
         ),
-    ],
+    ] = None,
     compare: Annotated[
         str | None,
         typer.Option(
@@ -122,13 +134,37 @@ def bench_command(
     markdown: Annotated[
         bool, typer.Option("--markdown", help="Print the table as Markdown (for the docs).")
     ] = False,
+    cluster: Annotated[
+        int | None,
+        typer.Option(
+            min=2,
+            metavar="N",
+            help="Instead of --bootstrap/--compare: a local N-broker cluster (replication "
+            "factor N, acks=all) against a local single broker (replication factor 1).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
+    if cluster is not None and (bootstrap is not None or compare is not None):
+        raise typer.BadParameter(
+            "--cluster starts both targets itself: leave out --bootstrap and --compare",
+            param_hint="--cluster",
+        )
+    if cluster is None and bootstrap is None:
+        raise typer.BadParameter(
+            "give the system to measure (HOST:PORT or mock), or --cluster N",
+            param_hint="--bootstrap",
+        )
     # Wide enough that no cell is ever cut short, on a terminal or in a pipe.
     out = Console(highlight=False, soft_wrap=True, width=200)
     progress = Console(stderr=True, highlight=False)
     opened: list[tuple[str, Target]] = []
     created: list[tuple[Target, str]] = []
     try:
+        if cluster is not None:
+            progress.print(f"starting a local cluster of {cluster} brokers and a single broker")
+            opened.append(("ours", LocalClusterTarget(cluster, timeout_s=timeout)))
+            opened.append(("peer", LocalBrokerTarget(timeout_s=timeout)))
         for role, name in (("ours", bootstrap), ("peer", compare)):
             if name is not None:
                 opened.append(
@@ -146,6 +182,7 @@ def bench_command(
             repeat=repeat,
             timeout_s=timeout,
             progress=progress,
+            acks=CLUSTER_ACKS if cluster is not None else ACKS,
         )
     except BootstrapUnreachableError as exc:
         progress.print(f"kafkaref bench: {exc}")
@@ -167,6 +204,9 @@ def bench_command(
     for role, runs in results.items():
         for note in retention_notes(role, runs):
             out.print(note)
+    if cluster is not None and peer is not None:
+        for line in cluster_ratio_lines(ours, peer, cluster, CLUSTER_TARGET_RATIO):
+            out.print(line)
 
 
 def _run_all(
@@ -179,18 +219,19 @@ def _run_all(
     repeat: int,
     timeout_s: float,
     progress: Console,
+    acks: tuple[str, ...] = ACKS,
 ) -> dict[str, list[list[RunResult]]]:
     """Every scenario on every target, each repetition on a fresh topic, the targets
     taking turns so that both see the same conditions on the machine."""
     run_id = f"{time.strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(3)}"
     results: dict[str, list[list[RunResult]]] = {role: [] for role, _ in opened}
     for count in dict.fromkeys((1, partitions)):
-        for acks in ACKS:
-            scenario = Scenario(acks=acks, partitions=count)
+        for ack in acks:
+            scenario = Scenario(acks=ack, partitions=count)
             for role, _ in opened:
                 results[role].append([])
             for rep, (role, target) in itertools.product(range(repeat), opened):
-                topic = f"kafkaref-bench-{run_id}-{role}-acks{acks}-p{count}-{rep}"
+                topic = f"kafkaref-bench-{run_id}-{role}-acks{ack}-p{count}-{rep}"
                 target.create_topic(topic, count)
                 created.append((target, topic))
                 progress.print(f"{role}: {scenario.label} ...", end="")

@@ -80,3 +80,22 @@ def _ratio(mine: float, theirs: float) -> str:
     if math.isnan(mine) or math.isnan(theirs) or theirs == 0:
         return "n/a"
     return f"{mine / theirs:.2f}x"
+
+
+def cluster_ratio_lines(
+    cluster: Sequence[Repeats], single: Sequence[Repeats], brokers: int, target: float = 0.5
+) -> list[str]:
+    """One line per scenario: the cluster's produce records/s as a fraction of the single
+    broker's (medians), beside the issue's target."""
+    lines = []
+    for mine, theirs in zip(cluster, single, strict=True):
+        ours = statistics.median(r.produce.records / r.produce.seconds for r in mine)
+        peer = statistics.median(r.produce.records / r.produce.seconds for r in theirs)
+        ratio = ours / peer if peer else math.nan
+        verdict = "meets" if ratio >= target else "misses"
+        lines.append(
+            f"{mine[0].scenario.label}: {brokers}-broker cluster (replication factor {brokers}) "
+            f"produces {ratio:.2f}x the records/s of a single broker (replication factor 1); "
+            f"{verdict} the target of {target:g}x"
+        )
+    return lines

@@ -1,13 +1,19 @@
-"""What ``kafkaref bench`` measures: a Kafka bootstrap address, or an in-process mock cluster.
+"""What ``kafkaref bench`` measures: a Kafka bootstrap address, an in-process mock cluster,
+or a local kafkaref cluster or single broker started for the run.
 
 A target opens (checking it can be reached), creates and deletes the bench's topics and
 closes.  Any Kafka-protocol system is reached through confluent-kafka's AdminClient;
 ``mock`` starts librdkafka's mock cluster, which has no CreateTopics, so its topics are
-made with the mock's own call.
+made with the mock's own call.  ``--cluster N`` starts a local N-broker kafkaref cluster
+(``harness.cluster``) and a single kafkaref broker (``harness.launcher``), each in a
+temporary directory removed at ``close``.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Protocol
 
 import confluent_kafka
@@ -15,7 +21,10 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from harness.cluster import ClusterError, LocalCluster
+from harness.launcher import BrokerProcess, BrokerStartError, start_broker
 from harness.mock_cluster import LibrdkafkaUnavailableError, MockCluster, MockClusterError
+from harness.zookeeper import ZooKeeperError
 
 MOCK = "mock"
 """The target name that starts librdkafka's mock cluster (one broker) for the run."""
@@ -123,3 +132,71 @@ class MockTarget:
 
     def close(self) -> None:
         self._cluster.close()
+
+
+class LocalClusterTarget:
+    """A local kafkaref cluster of ``brokers`` brokers (one ZooKeeper node, Kafka's default
+    settings), started for the run; topics with replication factor ``brokers``."""
+
+    def __init__(self, brokers: int, *, timeout_s: float) -> None:
+        self._dir = Path(tempfile.mkdtemp(prefix="kafkaref-bench-cluster-"))
+        self._cluster = LocalCluster(self._dir, brokers=brokers)
+        try:
+            self._cluster.start(timeout_s=max(timeout_s, 60.0))
+            self._kafka = KafkaTarget(
+                self._cluster.bootstrap, replication_factor=brokers, timeout_s=timeout_s
+            )
+        except (ClusterError, BrokerStartError, ZooKeeperError) as exc:
+            self.close()
+            raise BootstrapUnreachableError(f"cannot start a local cluster: {exc}") from exc
+        except BaseException:
+            self.close()
+            raise
+        self.name = f"cluster:{brokers}"
+        self.bootstrap = self._cluster.bootstrap
+        self.description = (
+            f"local kafkaref cluster, {brokers} brokers, replication factor {brokers}, "
+            f"at {self.bootstrap}"
+        )
+
+    def create_topic(self, topic: str, partitions: int) -> None:
+        self._kafka.create_topic(topic, partitions)
+
+    def delete_topic(self, topic: str) -> None:
+        self._kafka.delete_topic(topic)
+
+    def close(self) -> None:
+        self._cluster.stop()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+class LocalBrokerTarget:
+    """One kafkaref broker in single-broker mode (no ZooKeeper), started for the run;
+    topics with replication factor 1."""
+
+    def __init__(self, *, timeout_s: float) -> None:
+        try:
+            self._broker: BrokerProcess = start_broker(1)
+        except BrokerStartError as exc:
+            raise BootstrapUnreachableError(f"cannot start a local broker: {exc}") from exc
+        try:
+            self._kafka = KafkaTarget(
+                self._broker.bootstrap, replication_factor=1, timeout_s=timeout_s
+            )
+        except BaseException:
+            self._broker.close()
+            raise
+        self.name = "broker"
+        self.bootstrap = self._broker.bootstrap
+        self.description = (
+            f"local kafkaref broker, single-broker mode, replication factor 1, at {self.bootstrap}"
+        )
+
+    def create_topic(self, topic: str, partitions: int) -> None:
+        self._kafka.create_topic(topic, partitions)
+
+    def delete_topic(self, topic: str) -> None:
+        self._kafka.delete_topic(topic)
+
+    def close(self) -> None:
+        self._broker.close()

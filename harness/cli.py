@@ -2,8 +2,9 @@
 
 This module only assembles the app.  Each subcommand lives in its own module under
 ``harness`` with a ``register(app)`` function, listed in ``COMMANDS``: today ``explore``
-(``harness.explore_cli``), ``broker`` (``harness.broker_cli``) and ``bench``
-(``harness.bench``); ``cluster``, ``conform`` and ``chaos`` join the same way.
+(``harness.explore_cli``), ``broker`` (``harness.broker_cli``), ``bench``
+(``harness.bench``) and ``cluster`` (``harness.cluster_cli``); ``conform`` and ``chaos``
+join the same way.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from collections.abc import Callable
 
 import typer
 
-from harness import bench, broker_cli, explore_cli
+from harness import bench, broker_cli, cluster_cli, explore_cli
 
 COMMANDS: tuple[Callable[[typer.Typer], None], ...] = (
     explore_cli.register,
     broker_cli.register,
     bench.register,
+    cluster_cli.register,
 )
 """Each subcommand module's ``register``, in the order ``kafkaref --help`` lists them."""
 

@@ -129,3 +129,14 @@ def test_a_malformed_target_is_a_usage_error() -> None:
     out = kafkaref("bench", "--bootstrap", "localhost")
     assert out.returncode == 2
     assert "HOST:PORT" in out.stderr
+
+
+def test_cluster_excludes_bootstrap_and_one_of_them_is_needed() -> None:
+    both = kafkaref("bench", "--cluster", "3", "--bootstrap", "mock")
+    assert both.returncode == 2
+    assert "leave out --bootstrap" in both.stderr
+    neither = kafkaref("bench")
+    assert neither.returncode == 2
+    assert "--cluster N" in neither.stderr
+    one = kafkaref("bench", "--cluster", "1")
+    assert one.returncode == 2
