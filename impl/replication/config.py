@@ -15,6 +15,7 @@ DEFAULTS = {
     "replica.fetch.response.max.bytes": 10485760,
     "replica.fetch.backoff.ms": 1000,
     "replica.socket.timeout.ms": 30000,
+    "replica.high.watermark.checkpoint.interval.ms": 5000,
 }
 
 
@@ -29,6 +30,9 @@ class ReplicationConfig:
     replica_fetch_response_max_bytes: int = DEFAULTS["replica.fetch.response.max.bytes"]
     replica_fetch_backoff_ms: int = DEFAULTS["replica.fetch.backoff.ms"]
     replica_socket_timeout_ms: int = DEFAULTS["replica.socket.timeout.ms"]
+    replica_high_watermark_checkpoint_interval_ms: int = DEFAULTS[
+        "replica.high.watermark.checkpoint.interval.ms"
+    ]
 
     @classmethod
     def from_broker(cls, config: BrokerConfig) -> ReplicationConfig:

@@ -315,10 +315,13 @@ class ReplicaFetcher:
         records = part.records
         if records:
             rep.log.append_replicated(records, _now_ms())
+        rep.high_watermark = min(int(part.high_watermark), rep.log.end_offset)
+        # The leader's log start offset is at most its high watermark, so the follower's
+        # never passes its own (the log clamps it to its end); segments wholly below it
+        # go at the next retention pass.
         leader_start = int(part.log_start_offset)
         if leader_start > rep.log.start_offset:
-            rep.log.maybe_increment_log_start_offset(leader_start)
-        rep.high_watermark = min(int(part.high_watermark), rep.log.end_offset)
+            rep.log.maybe_increment_log_start_offset(min(leader_start, rep.high_watermark))
 
     async def _out_of_range(self, connection: BrokerConnection, state: _FetchState) -> None:
         """Kafka's handleOutOfRangeError: a leader behind the follower (after an unclean

@@ -9,6 +9,14 @@ A state whose leader epoch is older than the one applied is ignored; one of the 
 epoch with a newer znode version is an ISR change (this leader's own write coming back
 through the watch, or the controller's).  Leading partitions are in ``ctx.partitions``
 (the data path's table); followed ones are here in ``followers``.
+
+The high watermarks of every replica held here are checkpointed to the data directory's
+replication-offset-checkpoint (impl.storage.hw_checkpoint) every
+replica.high.watermark.checkpoint.interval.ms and at ``close``; the checkpoint is read
+when the manager is made, so a replica taking a role after a restart starts from the high
+watermark it had (never above its log end offset).  ``high_watermark`` is the bound the
+retention pass must respect for every log (leader or follower): a segment is deletable
+only below it.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ import attrs
 from impl.broker.partition import PartitionState
 from impl.replication.config import ReplicationConfig
 from impl.replication.fetcher import FollowerReplica, ReplicaFetcher
+from impl.storage.errors import StorageError
+from impl.storage.hw_checkpoint import read_high_watermarks, write_high_watermarks
 from impl.zk import layout
 from impl.zk.layout import NO_LEADER, LeaderAndIsr
 from spec.state import TopicPartition
@@ -51,7 +61,18 @@ class ReplicaManager:
         self.fetchers: dict[int, ReplicaFetcher] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._isr_expiration: asyncio.Task[None] | None = None
+        self._hw_checkpointer: asyncio.Task[None] | None = None
+        self._hw_write: asyncio.Future[None] | None = None  # a checkpoint write running
         self._notify_pending = False
+        self._data_dir = ctx.logs.data_dir
+        try:
+            self._checkpointed = read_high_watermarks(self._data_dir)
+        except StorageError as e:
+            # As after the loss of the file: every replica starts at its log start offset
+            # (nothing known to be committed) and the high watermark advances as it fetches.
+            _log.warning("ignoring the high-watermark checkpoint: %s", e)
+            self._checkpointed = {}
+        self._written: dict[TopicPartition, int] | None = None
 
     @property
     def broker_id(self) -> int:
@@ -59,13 +80,19 @@ class ReplicaManager:
 
     def start(self) -> None:
         """Start the periodic ISR expiration check (every replica.lag.time.max.ms / 2, as
-        Kafka schedules it)."""
+        Kafka schedules it) and the high-watermark checkpoint (every
+        replica.high.watermark.checkpoint.interval.ms)."""
+        loop = asyncio.get_running_loop()
         if self._isr_expiration is None:
-            self._isr_expiration = asyncio.get_running_loop().create_task(self._expire_isr())
+            self._isr_expiration = loop.create_task(self._expire_isr())
+        if self._hw_checkpointer is None:
+            self._hw_checkpointer = loop.create_task(self._checkpoint_periodically())
 
     async def close(self) -> None:
-        """Stop the fetchers and the background work."""
-        tasks = [t for t in (self._isr_expiration, *self._tasks) if t is not None]
+        """Stop the fetchers and the background work, then checkpoint the high watermarks
+        (a clean shutdown; call before the logs are closed)."""
+        background = (self._isr_expiration, self._hw_checkpointer, *self._tasks)
+        tasks = [t for t in background if t is not None]
         for task in tasks:
             task.cancel()
         for fetcher in list(self.fetchers.values()):
@@ -74,6 +101,68 @@ class ReplicaManager:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._hw_write is not None:  # a periodic write still running in its thread
+            with contextlib.suppress(Exception):
+                await self._hw_write
+        try:
+            self._write_checkpoint(self._checkpoint_entries())
+        except OSError as e:
+            _log.warning("cannot write the high-watermark checkpoint: %s", e)
+
+    # --- high watermarks and their checkpoint ------------------------------------------
+
+    def high_watermark(self, tp: TopicPartition) -> int | None:
+        """This replica's high watermark of ``tp``: the leader's or the follower's, else
+        the checkpointed one (at most the log end offset), else the log start offset (no
+        offset known to be committed); None when there is no log of ``tp`` here."""
+        led = self.ctx.partitions.get(tp)
+        if led is not None:
+            return led.high_watermark
+        follower = self.followers.get(tp)
+        if follower is not None:
+            return follower.high_watermark
+        log = self.ctx.logs.get(tp)
+        if log is None:
+            return None
+        return self._recovered_high_watermark(tp, log)
+
+    def _recovered_high_watermark(self, tp: TopicPartition, log: PartitionLog) -> int:
+        saved = self._checkpointed.get(tp, log.start_offset)
+        return min(max(saved, log.start_offset), log.end_offset)
+
+    def _checkpoint_entries(self) -> dict[TopicPartition, int]:
+        out: dict[TopicPartition, int] = {}
+        for tp, _ in self.ctx.logs.all():
+            hw = self.high_watermark(tp)
+            if hw is not None:
+                out[tp] = hw
+        return out
+
+    def _write_checkpoint(self, entries: dict[TopicPartition, int]) -> None:
+        if entries != self._written:
+            write_high_watermarks(self._data_dir, entries)
+            self._written = entries
+
+    async def checkpoint_high_watermarks(self) -> None:
+        """Write the checkpoint now (when it changed), the file work in a thread."""
+        entries = self._checkpoint_entries()
+        if entries == self._written:
+            return
+        self._hw_write = asyncio.ensure_future(asyncio.to_thread(self._write_checkpoint, entries))
+        try:
+            await asyncio.shield(self._hw_write)
+        finally:
+            if self._hw_write.done():
+                self._hw_write = None
+
+    async def _checkpoint_periodically(self) -> None:
+        interval_s = self.config.replica_high_watermark_checkpoint_interval_ms / 1000
+        while True:
+            await asyncio.sleep(interval_s)  # a periodic task, as Kafka's scheduler runs it
+            try:
+                await self.checkpoint_high_watermarks()
+            except OSError as e:
+                _log.warning("cannot write the high-watermark checkpoint: %s", e)
 
     # --- partition states --------------------------------------------------------------
 
@@ -118,15 +207,15 @@ class ReplicaManager:
 
     def _high_watermark(self, tp: TopicPartition, log: PartitionLog) -> int:
         """This replica's high watermark as it changes role: the leader's or follower's it
-        had, else the log start offset (nothing is known to be committed; it advances as
-        the ISR fetches)."""
+        had, else the checkpointed one (a restart), else the log start offset (nothing is
+        known to be committed; it advances as the ISR fetches)."""
         led = self.ctx.partitions.get(tp)
         if led is not None:
             return led.high_watermark
         follower = self.followers.get(tp)
         if follower is not None:
             return follower.high_watermark
-        return log.start_offset
+        return self._recovered_high_watermark(tp, log)
 
     def _become_leader(
         self,
@@ -201,6 +290,9 @@ class ReplicaManager:
 
     def stop_replica(self, tp: TopicPartition, delete: bool) -> None:
         """Stop leading or following ``tp``; with ``delete`` remove its log too."""
+        hw = self.high_watermark(tp)
+        if hw is not None:  # kept for the checkpoint while the log stays
+            self._checkpointed[tp] = hw
         self._stop_fetching(tp)
         self.followers.pop(tp, None)
         self.states.pop(tp, None)
@@ -208,8 +300,10 @@ class ReplicaManager:
         if old is not None:
             old.resign()
             self.notify_data_arrived()
-        if delete and self.ctx.logs.get(tp) is not None:
-            self.ctx.logs.delete(tp)
+        if delete:
+            self._checkpointed.pop(tp, None)
+            if self.ctx.logs.get(tp) is not None:
+                self.ctx.logs.delete(tp)
 
     def fetcher_stopped(self, fetcher: ReplicaFetcher) -> None:
         """A fetcher with nothing left to fetch ended."""

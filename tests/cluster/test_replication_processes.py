@@ -17,6 +17,7 @@ from impl.zk import layout
 from impl.zk.layout import LeaderAndIsr
 from spec.errors import ErrorCode
 from tests.cluster.conftest import BrokerFactory, wait_for
+from tests.cluster.test_replication_lag import live_brokers
 from tests.impl import kio_requests as kr
 from tests.impl.wire_client import WireClient
 
@@ -53,6 +54,7 @@ def test_replicas_match_survive_divergence_and_fence_the_old_leader(
 ) -> None:
     b = {i: brokers(i, CONFIG) for i in (1, 2, 3)}
     wait_for(lambda: len(zk.get_children(layout.BROKER_IDS)) == 3, what="3 registered brokers")
+    wait_for(lambda: live_brokers(b[1]) == 3, what="broker 1's metadata with 3 brokers")
     with WireClient(b[1].host, b[1].port) as client:
         created = client.request(
             kr.create_topics([(TOPIC, 1, 3)], configs={"min.insync.replicas": "2"})
