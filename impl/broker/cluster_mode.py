@@ -18,7 +18,7 @@ from impl.broker.config import BrokerConfig
 from impl.broker.context import BrokerContext
 from impl.broker.producer_ids import ProducerIdAllocator
 from impl.broker.topics import TopicRegistry, check_cluster_id
-from impl.controller.controller import UNCLEAN, KafkaController
+from impl.controller.controller import KafkaController
 from impl.replication.manager import ReplicaManager
 from impl.storage.config import LogConfig
 from impl.storage.log_manager import LogManager
@@ -34,20 +34,10 @@ from spec.state import TopicPartition
 
 _log = logging.getLogger(__name__)
 
-ZOOKEEPER_CONNECT = "zookeeper.connect"
-SESSION_TIMEOUT = "zookeeper.session.timeout.ms"
-CONNECTION_TIMEOUT = "zookeeper.connection.timeout.ms"
-DEFAULT_SESSION_TIMEOUT_MS = 18000  # Kafka's zookeeper.session.timeout.ms
-
 
 def zookeeper_connect(config: BrokerConfig) -> str | None:
-    value = config.get(ZOOKEEPER_CONNECT)
-    return value.strip() if value and value.strip() else None
-
-
-def _int(config: BrokerConfig, name: str, default: int | None) -> int | None:
-    value = config.get(name)
-    return default if value is None or not value.strip() else int(value.strip())
+    """zookeeper.connect, or None in single-broker mode."""
+    return config.zookeeper_connect
 
 
 @attrs.define
@@ -70,9 +60,9 @@ class ClusterMode:
         await self.sync.synced()
         host, port = ctx.config.advertised_endpoint
         self.registration = BrokerRegistration(zk, layout.BrokerInfo(ctx.broker_id, host, port))
-        await self.registration.register(zk.session_timeout_ms * 3 / 1000)
+        await self.registration.register()  # may wait for a stale one to expire
         await self.sync.deliver()
-        unclean = ctx.config.get_bool(UNCLEAN)
+        unclean = ctx.config.unclean_leader_election_enable
         self.controller = KafkaController(zk, ctx.broker_id, unclean)
         await self.controller.start()
 
@@ -90,9 +80,9 @@ class ClusterMode:
 
 async def open_cluster_context(config: BrokerConfig, connect: str) -> ClusterMode:
     """Connect to ZooKeeper and load the logs; nothing is led or followed yet."""
-    session_timeout = _int(config, SESSION_TIMEOUT, DEFAULT_SESSION_TIMEOUT_MS)
-    assert session_timeout is not None
-    zk = ZkSession(connect, session_timeout, _int(config, CONNECTION_TIMEOUT, None))
+    zk = ZkSession(
+        connect, config.zookeeper_session_timeout_ms, config.zookeeper_connection_timeout_ms
+    )
     await zk.start()
     try:
         await create_top_level_paths(zk)

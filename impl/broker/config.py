@@ -73,6 +73,18 @@ BROKER_PROPERTIES: Mapping[str, PropertyDef] = {
         _p("num.network.threads", "int", "3", 1),
         _p("num.io.threads", "int", "8", 1),
         _p("zookeeper.connect", "string", None),
+        _p("zookeeper.session.timeout.ms", "int", "18000", 1),
+        # Kafka's default is null, meaning "the session timeout"
+        # (BrokerConfig.zookeeper_connection_timeout_ms resolves it).
+        _p("zookeeper.connection.timeout.ms", "int", None, 1),
+        _p("replica.lag.time.max.ms", "long", "30000", 0),
+        _p("replica.fetch.wait.max.ms", "int", "500", 0),
+        _p("replica.fetch.min.bytes", "int", "1", 0),
+        _p("replica.fetch.max.bytes", "int", "1048576", 0),
+        _p("replica.fetch.response.max.bytes", "int", "10485760", 0),
+        _p("replica.fetch.backoff.ms", "int", "1000", 0),
+        _p("replica.socket.timeout.ms", "int", "30000"),
+        _p("replica.high.watermark.checkpoint.interval.ms", "long", "5000", 1),
     )
 }
 
@@ -242,6 +254,27 @@ class BrokerConfig:
     @property
     def retention_check_interval_ms(self) -> int:
         return self.get_int("log.retention.check.interval.ms")
+
+    @property
+    def zookeeper_connect(self) -> str | None:
+        """zookeeper.connect, or None when unset or blank (single-broker mode)."""
+        value = self.get("zookeeper.connect")
+        return value.strip() if value and value.strip() else None
+
+    @property
+    def zookeeper_session_timeout_ms(self) -> int:
+        return self.get_int("zookeeper.session.timeout.ms")
+
+    @property
+    def zookeeper_connection_timeout_ms(self) -> int:
+        """zookeeper.connection.timeout.ms; unset (Kafka's null) means the session timeout."""
+        if self.get("zookeeper.connection.timeout.ms") is None:
+            return self.zookeeper_session_timeout_ms
+        return self.get_int("zookeeper.connection.timeout.ms")
+
+    @property
+    def unclean_leader_election_enable(self) -> bool:
+        return self.get_bool("unclean.leader.election.enable")
 
     @property
     def socket_request_max_bytes(self) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import attrs
 
+from impl.storage.files import replace_atomically
 from spec.admin import valid_topic_name
 
 TOPICS_FILE = "kafkaref-topics.json"
@@ -40,20 +40,6 @@ class TopicInfo:
     @property
     def replication_factor(self) -> int:
         return len(self.replicas[0]) if self.replicas else 0
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _urlsafe_uuid(value: uuid.UUID) -> str:
@@ -172,7 +158,7 @@ class TopicRegistry:
             for info in self._topics.values()
         ]
         text = json.dumps({"version": 1, "topics": entries}, indent=1, sort_keys=True)
-        _write_atomically(self._dir / TOPICS_FILE, text)
+        replace_atomically(self._dir / TOPICS_FILE, text.encode("utf-8"))
 
 
 def check_cluster_id(data_dir: str | Path, broker_id: int, cluster_id: str) -> None:
@@ -190,7 +176,7 @@ def check_cluster_id(data_dir: str | Path, broker_id: int, cluster_id: str) -> N
                 f"{META_FILE}. The broker is trying to join the wrong cluster."
             )
         return
-    _write_atomically(meta, f"version=0\nbroker.id={broker_id}\ncluster.id={cluster_id}\n")
+    _write_meta(meta, broker_id, cluster_id)
 
 
 def _load_or_create_cluster_id(path: Path, broker_id: int) -> str:
@@ -202,5 +188,11 @@ def _load_or_create_cluster_id(path: Path, broker_id: int) -> str:
             if sep and key.strip() == "cluster.id":
                 return value.strip()
     cluster_id = _urlsafe_uuid(uuid.uuid4())
-    _write_atomically(meta, f"version=0\nbroker.id={broker_id}\ncluster.id={cluster_id}\n")
+    _write_meta(meta, broker_id, cluster_id)
     return cluster_id
+
+
+def _write_meta(meta: Path, broker_id: int, cluster_id: str) -> None:
+    """Kafka's meta.properties (version 0) for this broker and cluster."""
+    text = f"version=0\nbroker.id={broker_id}\ncluster.id={cluster_id}\n"
+    replace_atomically(meta, text.encode("utf-8"))

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from impl.controller.election import initial_state, partition_update
 from impl.zk import layout
-from impl.zk.session import ZkSession
+from impl.zk.session import ZkSession, is_session_error
 from spec.state import TopicPartition
 
 _log = logging.getLogger(__name__)
@@ -69,7 +69,8 @@ class KafkaController:
     def _on_session(self, state: str) -> None:
         if state == "LOST":
             self._resign("ZooKeeper session lost")
-        self._wake.set()
+        if state != "SUSPENDED":  # nothing to do until the connection is back
+            self._wake.set()
 
     def _on_controller(self, data: bytes | None, _version: int | None) -> None:
         if self.active and (data is None or layout.decode_controller(data) != self.broker_id):
@@ -94,8 +95,11 @@ class KafkaController:
                 raise
             except ControllerMovedError as e:
                 self._resign(str(e))
-            except Exception:
-                _log.exception("controller pass failed; trying again")
+            except Exception as e:
+                if is_session_error(e):  # the session listener resigns if it is lost
+                    _log.info("controller pass interrupted (%r); trying again", e)
+                else:
+                    _log.exception("controller pass failed; trying again")
                 await asyncio.sleep(0.5)  # backoff before the retry, not synchronisation
                 self._wake.set()
 

@@ -3,8 +3,11 @@
 /brokers/ids/<id>, made again with every new session after one expired.
 
 A registration left by a crashed process of the same broker id stays until its session
-expires; a restarting broker waits for it to go (Kafka would exit instead) rather than
-take over a node another live process may own."""
+expires.  Kafka exits at startup with NodeExists then; this broker instead waits up to
+STALE_REGISTRATION_WAIT_SESSIONS x zookeeper.session.timeout.ms for it to go, saying so
+on stderr (a warning naming the znode, its owning session and the deadline), and exits
+with that error only if it is still there at the deadline.  It never takes over a node
+another live process may own."""
 
 from __future__ import annotations
 
@@ -17,9 +20,13 @@ import uuid
 
 from impl.zk import layout
 from impl.zk.layout import BrokerInfo
-from impl.zk.session import ZkSession
+from impl.zk.session import ZkError, ZkSession
 
 _log = logging.getLogger(__name__)
+
+# How long a starting broker waits for a stale registration of its id, in session
+# timeouts: the old session expires within one; the rest is slack for a loaded machine.
+STALE_REGISTRATION_WAIT_SESSIONS = 3
 
 
 async def create_top_level_paths(zk: ZkSession) -> None:
@@ -51,10 +58,15 @@ class BrokerRegistration:
         self.registered = asyncio.Event()
         zk.add_state_listener(self._on_state)
 
-    async def register(self, deadline_s: float) -> None:
-        """Create the registration, waiting up to ``deadline_s`` for a stale one to expire."""
-        deadline = time.monotonic() + deadline_s
+    async def register(self, deadline_s: float | None = None) -> None:
+        """Create the registration, waiting up to ``deadline_s`` (by default
+        STALE_REGISTRATION_WAIT_SESSIONS session timeouts) for a stale one to expire."""
+        if deadline_s is None:
+            deadline_s = self._zk.session_timeout_ms * STALE_REGISTRATION_WAIT_SESSIONS / 1000
+        started = time.monotonic()
+        deadline = started + deadline_s
         gone = asyncio.Event()
+        waited = False
 
         def on_data(data: bytes | None, _version: int | None) -> None:
             if data is None:
@@ -71,18 +83,36 @@ class BrokerRegistration:
                     break  # ours already (created before a connection loss)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise RuntimeError(
-                        f"{self._path} is registered by another session (a broker with "
-                        f"id {self._info.broker_id} is running?)"
+                    raise ZkError(
+                        f"{self._path} is still registered by another ZooKeeper session "
+                        f"after waiting {deadline_s:.0f}s (is a broker with id "
+                        f"{self._info.broker_id} running?)"
                     )
-                _log.info("waiting for the old registration %s to expire", self._path)
+                if not waited:
+                    waited = True
+                    _log.warning(
+                        "%s is held by ZooKeeper session %s (an earlier process of broker "
+                        "%d whose session has not expired?); waiting up to %.0fs for it to "
+                        "expire before registering",
+                        self._path,
+                        "?" if owner is None else hex(owner),
+                        self._info.broker_id,
+                        remaining,
+                    )
                 gone.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(gone.wait(), remaining)
         finally:
             stop()
         self.registered.set()
-        _log.info("registered as %s", self._path)
+        if waited:
+            _log.warning(
+                "the old registration expired after %.1fs; registered as %s",
+                time.monotonic() - started,
+                self._path,
+            )
+        else:
+            _log.info("registered as %s", self._path)
 
     async def _owner(self) -> int | None:
         stat = await asyncio.to_thread(self._zk.client.exists, self._path)
@@ -98,11 +128,14 @@ class BrokerRegistration:
 
     async def _reregister(self) -> None:
         try:
-            await self.register(self._zk.session_timeout_ms * 3 / 1000)
+            await self.register()
         except Exception:
             _log.exception("re-registration after session expiry failed")
 
     async def deregister(self) -> None:
-        """Remove the registration (clean shutdown; the session's end would too)."""
+        """Remove the registration if this session holds it (clean shutdown; the
+        session's end would too).  One held by another session is left alone."""
         with contextlib.suppress(Exception):
-            await self._zk.delete(self._path)
+            owner = await self._owner()
+            if owner is not None and owner == self._zk.session_id:
+                await self._zk.delete(self._path)

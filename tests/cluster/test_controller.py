@@ -7,6 +7,7 @@ DescribeCluster from every broker showing the current state."""
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 from kazoo.client import KazooClient
@@ -50,6 +51,14 @@ def metadata(broker: BrokerProcess, topics: list[str] | None) -> Any:
         return client.request(rq.metadata(topics, allow_auto=False))
 
 
+def names_controller(broker: BrokerProcess, controller_id: int) -> bool:
+    return bool(metadata(broker, []).controller_id == controller_id)
+
+
+def topic_unknown(broker: BrokerProcess, topic: str) -> bool:
+    return int(metadata(broker, [topic]).topics[0].error_code) == 3  # UNKNOWN_TOPIC_OR_PARTITION
+
+
 def start_three(brokers: BrokerFactory, zk: KazooClient) -> dict[int, BrokerProcess]:
     started = {i: brokers(i) for i in (1, 2, 3)}
     wait_for(lambda: registered(zk) == [1, 2, 3], what="three registrations")
@@ -70,7 +79,7 @@ def test_three_brokers_register_and_elect_one_controller_that_fails_over(
     old_id, old_epoch = first
     for broker in started.values():
         answer = wait_value(
-            lambda b=broker: metadata(b, []),
+            partial(metadata, broker, []),
             lambda m: len(m.brokers) == 3,
             what="three brokers in Metadata",
         )
@@ -90,7 +99,7 @@ def test_three_brokers_register_and_elect_one_controller_that_fails_over(
     for broker_id, broker in started.items():
         if broker_id != old_id:
             wait_for(
-                lambda b=broker: metadata(b, []).controller_id == new[0],
+                partial(names_controller, broker, new[0]),
                 what="Metadata naming the new controller",
             )
 
@@ -120,14 +129,14 @@ def test_topic_creation_and_leader_failover(brokers: BrokerFactory, zk: KazooCli
         }
 
     # Every broker's Metadata shows the leaders and ISRs.
-    for broker in started.values():
-        wait_for(
-            lambda b=broker: all(
-                p.leader_id == assignment[p.partition_index][0] and sorted(p.isr_nodes) == [1, 2, 3]
-                for p in metadata(b, ["t"]).topics[0].partitions
-            ),
-            what="Metadata with every leader",
+    def every_leader(b: BrokerProcess) -> bool:
+        return all(
+            p.leader_id == assignment[p.partition_index][0] and sorted(p.isr_nodes) == [1, 2, 3]
+            for p in metadata(b, ["t"]).topics[0].partitions
         )
+
+    for broker in started.values():
+        wait_for(partial(every_leader, broker), what="Metadata with every leader")
 
     # Kill a leader that is not the controller: the next ISR member leads, epoch + 1.
     p, replicas = next((p, r) for p, r in assignment.items() if r[0] != epoch[0])
@@ -148,7 +157,7 @@ def test_topic_creation_and_leader_failover(brokers: BrokerFactory, zk: KazooCli
     for q, r in assignment.items():
         if r[0] != victim:
             s = wait_value(
-                lambda q=q: state(zk, "t", q), lambda s: s is not None and victim not in s["isr"]
+                partial(state, zk, "t", q), lambda s: s is not None and victim not in s["isr"]
             )
             assert s is not None
             assert s["leader"] == r[0] and s["leader_epoch"] == 1
@@ -217,6 +226,6 @@ def test_offline_partition_returns_with_its_broker_and_topics_are_deleted(
     assert zk.exists(layout.delete_topic_path("solo")) is None
     for broker in started.values():
         wait_for(
-            lambda b=broker: int(metadata(b, ["solo"]).topics[0].error_code) == 3,
+            partial(topic_unknown, broker, "solo"),
             what="the topic gone from Metadata",
         )
