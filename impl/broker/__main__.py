@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import faulthandler
 import logging
 import signal
 import sys
@@ -154,6 +155,8 @@ async def serve(config: BrokerConfig) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # `kill -USR1 <pid>` prints every thread's stack to stderr: what a stuck broker does.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.INFO,

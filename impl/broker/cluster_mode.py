@@ -9,7 +9,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -29,7 +31,7 @@ from impl.zk.registration import (
     create_top_level_paths,
     get_or_create_cluster_id,
 )
-from impl.zk.session import ZkSession
+from impl.zk.session import CLOSE_TIMEOUT_S, ZkSession
 from spec.state import TopicPartition
 
 _log = logging.getLogger(__name__)
@@ -67,15 +69,28 @@ class ClusterMode:
         await self.controller.start()
 
     async def close(self) -> None:
+        """Leave the cluster: resign as controller, stop the watches, deregister, stop the
+        replicas (writing the high-watermark checkpoint) and end the session.  Each step
+        that needs ZooKeeper waits at most CLOSE_TIMEOUT_S, so a broker whose ZooKeeper is
+        gone still stops when told to (its registration then expires with its session)."""
         if self.controller is not None:
-            await self.controller.close()
+            await _bounded(self.controller.close(), "resigning as controller")
         if self.sync is not None:
-            await self.sync.close()
+            await _bounded(self.sync.close(), "stopping the metadata watches")
         if self.registration is not None:
-            await self.registration.deregister()
+            await _bounded(self.registration.deregister(), "deregistering")
         await self.replicas.close()
         with contextlib.suppress(Exception):
             await self.zk.close()
+
+
+async def _bounded(step: Coroutine[Any, Any, None], what: str) -> None:
+    try:
+        await asyncio.wait_for(step, CLOSE_TIMEOUT_S)
+    except TimeoutError:
+        _log.warning("%s: no answer from ZooKeeper within %.0fs; going on", what, CLOSE_TIMEOUT_S)
+    except Exception as e:
+        _log.warning("%s failed: %s; going on", what, e)
 
 
 async def open_cluster_context(config: BrokerConfig, connect: str) -> ClusterMode:

@@ -115,8 +115,7 @@ class BrokerRegistration:
             _log.info("registered as %s", self._path)
 
     async def _owner(self) -> int | None:
-        stat = await asyncio.to_thread(self._zk.client.exists, self._path)
-        return None if stat is None else int(stat.ephemeralOwner)
+        return await self._zk.ephemeral_owner(self._path)
 
     def _on_state(self, state: str) -> None:
         if state == "LOST":

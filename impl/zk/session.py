@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -47,6 +48,8 @@ T = TypeVar("T")
 # Errors after which an idempotent operation is simply tried again (on a new connection).
 _RETRYABLE = (ConnectionLoss, OperationTimeoutError)
 RETRY_DEADLINE_S = 30.0
+CLOSE_TIMEOUT_S = 5.0
+"""How long a stopping broker waits for ZooKeeper at each shutdown step."""
 
 
 class ZkError(RuntimeError):
@@ -97,10 +100,34 @@ class ZkSession:
             raise ZkError(f"cannot connect to ZooKeeper at {self.connect}: {e}") from e
         self.state = "CONNECTED"
 
-    async def close(self) -> None:
-        """End the session (ephemeral znodes go at once) and stop kazoo's threads."""
+    async def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
+        """End the session (ephemeral znodes go at once) and stop kazoo's threads, waiting
+        at most ``timeout_s``: with ZooKeeper unreachable the session cannot be ended, and
+        a broker that was told to stop must still stop (the session then expires on its
+        own).  Runs on a daemon thread, not the loop's executor, whose threads the end of
+        ``asyncio.run`` would wait for."""
         self._listeners.clear()
-        await asyncio.to_thread(self._close_blocking)
+        loop = self.loop
+        closed: asyncio.Future[None] = loop.create_future()
+
+        def settle() -> None:
+            if not closed.done():
+                closed.set_result(None)
+
+        def run() -> None:
+            try:
+                self._close_blocking()
+            finally:
+                if not loop.is_closed():
+                    loop.call_soon_threadsafe(settle)
+
+        threading.Thread(target=run, name="zookeeper-close", daemon=True).start()
+        try:
+            await asyncio.wait_for(closed, timeout_s)
+        except TimeoutError:
+            _log.warning(
+                "ZooKeeper session not closed within %.0fs; leaving it to expire", timeout_s
+            )
 
     def _close_blocking(self) -> None:
         try:
@@ -188,6 +215,11 @@ class ZkSession:
         """The znode's version, or None if it does not exist."""
         stat = await self._retry(lambda: self.client.exists_async(path))
         return None if stat is None else int(stat.version)
+
+    async def ephemeral_owner(self, path: str) -> int | None:
+        """The session id owning the ephemeral znode (0 for a persistent one), or None."""
+        stat = await self._retry(lambda: self.client.exists_async(path))
+        return None if stat is None else int(stat.ephemeralOwner)
 
     async def creation_zxid(self, path: str) -> int | None:
         """The zxid that created the znode (Kafka's broker epoch for /brokers/ids/<id>)."""

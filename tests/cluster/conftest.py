@@ -61,7 +61,7 @@ def zookeeper(tmp_path: Path) -> Iterator[ZooKeeperEnsemble]:
         ensemble.start()
     except ZooKeeperError as e:
         ensemble.stop()
-        pytest.skip(str(e))
+        pytest.fail(f"cannot start ZooKeeper (the setup installs Debian's zookeeper): {e}")
     try:
         yield ensemble
     finally:
