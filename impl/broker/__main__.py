@@ -98,6 +98,10 @@ async def retention_loop(ctx: BrokerContext) -> None:
     interval = ctx.config.retention_check_interval_ms / 1000
 
     def high_watermark(tp: TopicPartition) -> int | None:
+        # Nothing at or above the high watermark is ever deleted: in cluster mode that
+        # covers the logs followed here as well as those led here.
+        if ctx.replicas is not None:
+            return ctx.replicas.high_watermark(tp)
         state = ctx.partitions.get(tp)
         return None if state is None else state.high_watermark
 
