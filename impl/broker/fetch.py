@@ -118,8 +118,10 @@ async def _record_replica_fetch(
 def _positions(
     ctx: BrokerContext, wanted: list[tuple[str, list[_Wanted]]], replica: bool
 ) -> list[object]:
-    """What a waiting fetch watches: each partition's high watermark and log start, and
-    for a follower its log end offset too."""
+    """What a waiting fetch watches: for a consumer each partition's high watermark and
+    log start, for a follower its log end offset and log start (as Kafka's DelayedFetch,
+    a follower's fetch waits for appends: a high watermark that moved reaches the follower
+    with the next data, not as an empty answer of its own)."""
     out: list[object] = []
     for _, parts in wanted:
         for w in parts:
@@ -127,7 +129,7 @@ def _positions(
             if p is None:
                 out.append(None)
             elif replica:
-                out.append((id(p), p.high_watermark, p.log.start_offset, p.log.end_offset))
+                out.append((id(p), p.log.start_offset, p.log.end_offset))
             else:
                 out.append((id(p), p.high_watermark, p.log.start_offset))
     return out

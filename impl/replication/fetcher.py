@@ -10,6 +10,17 @@ the batches are appended as they are (offsets and epochs kept), the follower's h
 watermark becomes min(the leader's, its log end offset) and its log start offset follows
 the leader's.  FENCED_LEADER_EPOCH parks a partition until its next state arrives; other
 partition errors and a lost connection retry after replica.fetch.backoff.ms.
+
+Two departures from Kafka's fetcher thread, for latency only (what is fetched and appended
+is the same):
+- A partition added while a fetch is parked at the leader (up to replica.fetch.wait.max.ms)
+  does not wait for it: the fetch is abandoned with its connection and the next one, at
+  once, includes the partition.  Otherwise every new partition (a topic just created) would
+  add up to replica.fetch.wait.max.ms to its first acks=all produces.
+- NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION and UNKNOWN_LEADER_EPOCH most often
+  mean the leader has not applied the partition's state yet (every broker learns it from
+  its own ZooKeeper watch, in any order): the partition is retried after 10 ms, then
+  doubling delays up to replica.fetch.backoff.ms, instead of the whole backoff at once.
 """
 
 from __future__ import annotations
@@ -45,6 +56,14 @@ _log = logging.getLogger(__name__)
 EARLIEST_TIMESTAMP = -2
 LATEST_TIMESTAMP = -1
 _CONNECTION_ERRORS = (OSError, ConnectionError, TimeoutError, DecodeError)
+_LEADER_NOT_READY = frozenset(
+    {
+        ErrorCode.NOT_LEADER_OR_FOLLOWER,
+        ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+        ErrorCode.UNKNOWN_LEADER_EPOCH,
+    }
+)
+FIRST_RETRY_S = 0.01  # the first retry after a _LEADER_NOT_READY error (module doc)
 
 
 def _now_ms() -> int:
@@ -69,6 +88,7 @@ class _FetchState:
     truncating: bool = True
     fenced: bool = False  # FENCED_LEADER_EPOCH: wait for the next partition state
     delayed_until: float = 0.0  # loop time
+    retries: int = 0  # consecutive _LEADER_NOT_READY errors
 
 
 class ReplicaFetcher:
@@ -81,6 +101,7 @@ class ReplicaFetcher:
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._connection: BrokerConnection | None = None
+        self._in_flight: asyncio.Task[Any] | None = None  # a fetch awaiting its response
         cfg = manager.config
         self._backoff_s = cfg.replica_fetch_backoff_ms / 1000
         self._timeout_s = (
@@ -95,6 +116,8 @@ class ReplicaFetcher:
         """Fetch ``replica`` (truncating first), replacing an earlier state of it."""
         self.partitions[replica.tp] = _FetchState(replica)
         self._changed.set()
+        if self._in_flight is not None and not self._in_flight.done():
+            self._in_flight.cancel()  # fetch again at once, with this partition (module doc)
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -179,8 +202,12 @@ class ReplicaFetcher:
         if code == ErrorCode.FENCED_LEADER_EPOCH:
             _log.info("%s: fenced by leader %d", state.replica.tp, self.leader_id)
             state.fenced = True
-        else:
-            state.delayed_until = asyncio.get_running_loop().time() + self._backoff_s
+            return
+        delay_s = self._backoff_s
+        if code in _LEADER_NOT_READY:
+            delay_s = min(delay_s, FIRST_RETRY_S * 2**state.retries)
+            state.retries += 1
+        state.delayed_until = asyncio.get_running_loop().time() + delay_s
 
     # --- truncation ----------------------------------------------------------------------
 
@@ -286,7 +313,9 @@ class ReplicaFetcher:
             forgotten_topics_data=(),
             rack_id="",
         )
-        response = await connection.request(request, self._timeout_s)
+        response = await self._fetch_response(connection, request)
+        if response is None:
+            return
         if int(response.error_code) != 0:
             raise ConnectionError(f"fetch failed: {ErrorCode(int(response.error_code)).name}")
         for topic in response.responses:
@@ -299,6 +328,27 @@ class ReplicaFetcher:
                     continue
                 await self._fetched(connection, state, offset, part)
 
+    async def _fetch_response(
+        self,
+        connection: BrokerConnection,
+        request: fetch_v12.FetchRequest,
+    ) -> Any | None:
+        """The leader's answer to ``request``; None when ``add`` abandoned it (the
+        connection is then closed: its answer would come on it later)."""
+        task = asyncio.get_running_loop().create_task(connection.request(request, self._timeout_s))
+        self._in_flight = task
+        try:
+            return await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # this fetcher is closing
+            self._disconnect()
+            return None
+        finally:
+            task.cancel()
+            self._in_flight = None
+
     async def _fetched(
         self, connection: BrokerConnection, state: _FetchState, offset: int, part: Any
     ) -> None:
@@ -310,6 +360,7 @@ class ReplicaFetcher:
         if code != ErrorCode.NONE:
             self._delay(state, code)
             return
+        state.retries = 0
         if rep.log.end_offset != offset:
             return  # the log changed meanwhile; the next fetch asks again
         records = part.records

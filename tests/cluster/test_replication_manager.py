@@ -340,7 +340,11 @@ async def _restarted_follower_truncates_divergent_data_and_rejoins_the_isr(
     )
     assert cluster.nodes[1].leo() == 9
     await eventually(lambda: set(cluster.read_state().isr) == {1, 2, 3}, "ISR {1,2,3} in ZooKeeper")
-    assert new_leader.ctx.partitions[TP].isr == {1, 2, 3}
+    # The leader takes the ISR it wrote when its write's answer reaches its loop, which may
+    # be after this test's own read of the znode.
+    await eventually(
+        lambda: new_leader.ctx.partitions[TP].isr == {1, 2, 3}, "the leader's ISR {1,2,3}"
+    )
     log = cluster.nodes[1].ctx.logs.get(TP)
     assert log is not None
     assert [(e.epoch, e.start_offset) for e in log.epoch_cache.entries] == [(0, 0), (1, 5)]
