@@ -29,7 +29,11 @@ from impl.broker.produce import handle_produce
 from impl.broker.producer_ids import handle_init_producer_id
 from impl.wire.framing import RequestHeader
 
-Handler: TypeAlias = Callable[[BrokerContext, RequestHeader, Entity], Awaitable[Entity | None]]
+# A handler answers with a response entity, a whole response frame already encoded
+# (Produce: the hottest answer, see impl.wire.produce_response), or None (no response).
+Handler: TypeAlias = Callable[
+    [BrokerContext, RequestHeader, Entity], Awaitable[Entity | bytes | None]
+]
 
 PRODUCE = 0
 FETCH = 1

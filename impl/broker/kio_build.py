@@ -24,6 +24,7 @@ _NO_THROTTLE = i32Timedelta.parse(datetime.timedelta(0))
 
 _FIELDS: dict[type[Any], frozenset[str]] = {}
 _NESTED: dict[tuple[type[Any], str], type[Any]] = {}
+_RESPONSES: dict[type[Any], type[Any]] = {}
 
 
 def _field_names(cls: type[Any]) -> frozenset[str]:
@@ -34,8 +35,13 @@ def _field_names(cls: type[Any]) -> frozenset[str]:
 
 
 def response_class(request: Entity) -> type[Any]:
-    """The response class of the request's API and version."""
-    return load_response_from_request(type(request))  # type: ignore[arg-type]
+    """The response class of the request's API and version (kio resolves it by module
+    path on every call: looked up once per request class here)."""
+    request_cls = type(request)
+    found = _RESPONSES.get(request_cls)
+    if found is None:
+        found = _RESPONSES[request_cls] = load_response_from_request(request_cls)  # type: ignore[arg-type]
+    return found
 
 
 def nested(cls: type[Any], name: str) -> type[Any]:

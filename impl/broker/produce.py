@@ -14,7 +14,6 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-from impl.broker.kio_build import build, nested, response_class
 from impl.broker.partition import (
     VALID_ACKS,
     PartitionError,
@@ -22,6 +21,7 @@ from impl.broker.partition import (
     not_led_error,
     validate_batch,
 )
+from impl.wire.produce_response import encode_produce_response
 from spec.errors import ErrorCode
 from spec.state import TopicPartition
 
@@ -46,7 +46,8 @@ def _topic_int(ctx: BrokerContext, topic: str, name: str, default: int) -> int:
 
 async def handle_produce(
     ctx: BrokerContext, header: RequestHeader, request: Entity
-) -> Entity | None:
+) -> bytes | None:
+    """The response frame, written directly (``produce_response``), or None (acks=0)."""
     req: Any = request
     acks = int(req.acks)
     results: list[tuple[str, list[_Answer]]] = []
@@ -103,32 +104,4 @@ async def handle_produce(
         code = await partition.wait_for_high_watermark(committed, timeout_s, min_insync)
         if code != ErrorCode.NONE:
             results[t][1][p] = (results[t][1][p][0], code, -1, -1, None)
-    return _response(request, results)
-
-
-def _response(request: Entity, results: list[tuple[str, list[_Answer]]]) -> Entity:
-    cls = response_class(request)
-    topic_cls = nested(cls, "TopicProduceResponse")
-    part_cls = nested(cls, "PartitionProduceResponse")
-    topics = tuple(
-        build(
-            topic_cls,
-            name=name,
-            partition_responses=tuple(
-                build(
-                    part_cls,
-                    index=index,
-                    error_code=code,
-                    base_offset=base,
-                    log_append_time=None,
-                    log_start_offset=start,
-                    record_errors=(),
-                    error_message=message,
-                )
-                for index, code, base, start, message in answers
-            ),
-        )
-        for name, answers in results
-    )
-    built: Entity = build(cls, responses=topics)
-    return built
+    return encode_produce_response(header, results)

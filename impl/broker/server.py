@@ -127,8 +127,8 @@ class BrokerServer:
                 f"cannot decode API key {header.api_key} v{header.api_version}: {e}"
             ) from None
         response = await api.handler(self.ctx, header, request)
-        if response is None:
-            return None
+        if response is None or isinstance(response, bytes):
+            return None if response is None else [response]
         return codec.encode_response_parts(header, cast(Payload, response))
 
 

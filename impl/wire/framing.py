@@ -82,7 +82,9 @@ class FrameReader:
                 (size,) = _LENGTH.unpack_from(view, pos)
                 self._check(size)
                 if end - pos - 4 < size:
-                    self._chunks = [view[pos:].tobytes()]
+                    # bytes are immutable: the whole of ``data`` is kept, not copied
+                    kept = data if pos == 0 and isinstance(data, bytes) else view[pos:].tobytes()
+                    self._chunks = [kept]
                     self._pending = end - pos
                     self._size = size
                     return frames
