@@ -5,18 +5,29 @@ from __future__ import annotations
 
 import attrs
 
-from impl.broker.config import BrokerConfig
+from impl.broker.config import BROKER_PROPERTIES, BrokerConfig
 
-DEFAULTS = {
-    "replica.lag.time.max.ms": 30000,
-    "replica.fetch.wait.max.ms": 500,
-    "replica.fetch.min.bytes": 1,
-    "replica.fetch.max.bytes": 1048576,
-    "replica.fetch.response.max.bytes": 10485760,
-    "replica.fetch.backoff.ms": 1000,
-    "replica.socket.timeout.ms": 30000,
-    "replica.high.watermark.checkpoint.interval.ms": 5000,
-}
+PROPERTIES = (
+    "replica.lag.time.max.ms",
+    "replica.fetch.wait.max.ms",
+    "replica.fetch.min.bytes",
+    "replica.fetch.max.bytes",
+    "replica.fetch.response.max.bytes",
+    "replica.fetch.backoff.ms",
+    "replica.socket.timeout.ms",
+    "replica.high.watermark.checkpoint.interval.ms",
+)
+"""The properties read here, in the order of ReplicationConfig's fields."""
+
+
+def _default(name: str) -> int:
+    default = BROKER_PROPERTIES[name].default
+    assert default is not None, name
+    return int(default)
+
+
+# Kafka's defaults, as the broker configuration defines them (one place for both).
+DEFAULTS = {name: _default(name) for name in PROPERTIES}
 
 
 @attrs.frozen(slots=True)
@@ -36,8 +47,4 @@ class ReplicationConfig:
 
     @classmethod
     def from_broker(cls, config: BrokerConfig) -> ReplicationConfig:
-        def value(name: str) -> int:
-            raw = config.get(name)
-            return DEFAULTS[name] if raw is None else int(raw.strip())
-
-        return cls(*(value(name) for name in DEFAULTS))
+        return cls(*(config.get_int(name) for name in PROPERTIES))
