@@ -208,8 +208,10 @@ class ClusterMachine(ClientRules, RuleBasedStateMachine):
         quarter of the time, its ZooKeeper session expires while it keeps running."""
         live = [b for b in self.s.brokers if self.s.is_live(b)]
         leading = sorted({b for _, b, _ in leaders(self.s) if b in live})
-        if leading and data.draw(st.booleans(), label="target a leader"):
-            live = leading  # as Jepsen's nemesis targets the leader
+        if leading:
+            target_leader: bool = data.draw(st.booleans(), label="target a leader")
+            if target_leader:
+                live = leading  # as Jepsen's nemesis targets the leader
         b = data.draw(st.sampled_from(live), label="broker")
         if expire == 0:
             out = self.apply(ExpireSession(b))

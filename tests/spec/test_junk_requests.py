@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from spec.actions import (
     ACKS_LEADER,
+    Action,
     ApplyLeaderAndIsr,
     ControllerUpdatePartition,
     CrashBroker,
@@ -30,12 +31,12 @@ from spec.state import ClusterState, TopicPartition
 from tests.spec.cluster_helpers import junk_cases, refused_unchanged, world
 
 T0 = TopicPartition("t", 0)
-_SETUP = (
+_SETUP: tuple[Action, ...] = (
     ElectController(0),
     CreateTopic("t", ((0, 1, 2), (1, 2, 0))),
     *(ApplyLeaderAndIsr(TopicPartition("t", p), b) for p in (0, 1) for b in (0, 1, 2)),
 )
-_TRAFFIC = (
+_TRAFFIC: tuple[Action, ...] = (
     Produce(T0, 0, (ProducedRecord(b"a"), ProducedRecord(b"b")), acks=ACKS_LEADER),
     FollowerFetch(T0, 1),
     FollowerFetch(T0, 1),

@@ -52,6 +52,7 @@ def test_one_power_loss_can_lose_an_acknowledged_record() -> None:
     # A flush before the power loss would have kept it.
     w2 = World(brokers=2)
     req = w2.produce(0, "acked").pending
+    assert req is not None
     w2.settle()
     w2.ok(CompleteProduce(req))
     w2.ok(FlushLogs(0))
