@@ -23,6 +23,9 @@ from impl.zk.layout import LeaderAndIsr
 from spec.errors import ErrorCode
 from spec.state import TopicPartition
 from tests.cluster.conftest import BrokerFactory, wait_for
+from tests.cluster.replication_support import create_topic, partition_state, start_three
+from tests.cluster.replication_support import error_code as code
+from tests.cluster.replication_support import produce as produce_to
 from tests.impl import kio_requests as kr
 from tests.impl.wire_client import WireClient
 
@@ -35,11 +38,7 @@ PRODUCE_TIMEOUT_S = 40.0  # above the produce request's own timeout (30 s)
 
 
 def state(zk: KazooClient) -> LeaderAndIsr | None:
-    path = layout.state_path(TOPIC, 0)
-    if zk.exists(path) is None:
-        return None
-    data, stat = zk.get(path)
-    return layout.decode_leader_and_isr(data, stat.version)
+    return partition_state(zk, TOPIC)
 
 
 def isr(zk: KazooClient) -> frozenset[int]:
@@ -48,14 +47,7 @@ def isr(zk: KazooClient) -> frozenset[int]:
 
 
 def produce(broker: BrokerProcess, values: list[bytes], acks: int = -1) -> Any:
-    data = records.build_batch([(None, v) for v in values], timestamp=1000)
-    with WireClient(broker.host, broker.port, PRODUCE_TIMEOUT_S) as client:
-        response = client.request(kr.produce(TOPIC, 0, data, acks=acks))
-    return response.responses[0].partition_responses[0]
-
-
-def code(answer: Any) -> ErrorCode:
-    return ErrorCode(int(answer.error_code))
+    return produce_to(broker, TOPIC, values, acks=acks, timeout_s=PRODUCE_TIMEOUT_S)
 
 
 def fetch(broker: BrokerProcess, offset: int, max_wait_ms: int = 0) -> Any:
@@ -95,24 +87,13 @@ def start_cluster(
         "zookeeper.session.timeout.ms": SESSION_MS,
     }
     config.update(extra)
-    b = {i: brokers(i, config) for i in (1, 2, 3)}
-    wait_for(lambda: len(zk.get_children(layout.BROKER_IDS)) == 3, what="3 registered brokers")
-    wait_for(lambda: live_brokers(b[1]) == 3, what="broker 1's metadata with 3 brokers")
-    with WireClient(b[1].host, b[1].port) as client:
-        created = client.request(
-            kr.create_topics([(TOPIC, 1, 3)], configs={"min.insync.replicas": "2"})
-        )
-    assert created.topics[0].error_code == 0, created
+    b = start_three(brokers, zk, config)
+    create_topic(b[1], TOPIC, 1, {"min.insync.replicas": "2"})
     first = wait_for(lambda: state(zk), what="the partition state")
     assert set(first.isr) == {1, 2, 3}
     leader = first.leader
     wait_for(lambda: code(produce(b[leader], [b"warm-up"])) == ErrorCode.NONE, what="a leader")
     return b, leader, [i for i in (1, 2, 3) if i != leader]
-
-
-def live_brokers(broker: BrokerProcess) -> int:
-    with WireClient(broker.host, broker.port) as client:
-        return len(client.request(kr.metadata([])).brokers)
 
 
 def registered(zk: KazooClient, broker_id: int) -> bool:

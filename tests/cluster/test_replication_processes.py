@@ -12,36 +12,23 @@ from typing import Any
 from kazoo.client import KazooClient
 
 from harness.launcher import BrokerProcess
-from impl.wire import records
-from impl.zk import layout
 from impl.zk.layout import LeaderAndIsr
 from spec.errors import ErrorCode
 from tests.cluster.conftest import BrokerFactory, wait_for
-from tests.cluster.test_replication_lag import live_brokers
-from tests.impl import kio_requests as kr
-from tests.impl.wire_client import WireClient
+from tests.cluster.replication_support import create_topic, partition_state, start_three
+from tests.cluster.replication_support import error_code as code
+from tests.cluster.replication_support import produce as produce_to
 
 TOPIC = "e2e"
 CONFIG = {"replica.lag.time.max.ms": 3000, "unclean.leader.election.enable": "true"}
 
 
 def state(zk: KazooClient) -> LeaderAndIsr | None:
-    path = layout.state_path(TOPIC, 0)
-    if zk.exists(path) is None:
-        return None
-    data, stat = zk.get(path)
-    return layout.decode_leader_and_isr(data, stat.version)
+    return partition_state(zk, TOPIC)
 
 
 def produce(broker: BrokerProcess, values: list[bytes], acks: int = -1) -> Any:
-    data = records.build_batch([(None, v) for v in values], timestamp=1000)
-    with WireClient(broker.host, broker.port) as client:
-        response = client.request(kr.produce(TOPIC, 0, data, acks=acks))
-    return response.responses[0].partition_responses[0]
-
-
-def code(answer: Any) -> ErrorCode:
-    return ErrorCode(int(answer.error_code))
+    return produce_to(broker, TOPIC, values, acks=acks)
 
 
 def segment(broker: BrokerProcess) -> bytes:
@@ -52,14 +39,8 @@ def segment(broker: BrokerProcess) -> bytes:
 def test_replicas_match_survive_divergence_and_fence_the_old_leader(
     brokers: BrokerFactory, zk: KazooClient
 ) -> None:
-    b = {i: brokers(i, CONFIG) for i in (1, 2, 3)}
-    wait_for(lambda: len(zk.get_children(layout.BROKER_IDS)) == 3, what="3 registered brokers")
-    wait_for(lambda: live_brokers(b[1]) == 3, what="broker 1's metadata with 3 brokers")
-    with WireClient(b[1].host, b[1].port) as client:
-        created = client.request(
-            kr.create_topics([(TOPIC, 1, 3)], configs={"min.insync.replicas": "2"})
-        )
-    assert created.topics[0].error_code == 0, created
+    b = start_three(brokers, zk, CONFIG)
+    create_topic(b[1], TOPIC, 1, {"min.insync.replicas": "2"})
     first = wait_for(lambda: state(zk), what="the partition state")
     assert set(first.isr) == {1, 2, 3}
     leader = first.leader
