@@ -54,7 +54,7 @@ def live_brokers(broker: BrokerProcess) -> int:
 
 
 def start_three(
-    brokers: BrokerFactory, zk: KazooClient, config: Mapping[str, object]
+    brokers: BrokerFactory, zk: KazooClient, config: Mapping[str, object] | None = None
 ) -> dict[int, BrokerProcess]:
     """Brokers 1, 2 and 3, registered, and broker 1's metadata listing all three (a topic
     created through broker 1 before that would find too few brokers for RF 3)."""

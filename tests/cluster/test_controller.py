@@ -15,6 +15,7 @@ from kazoo.client import KazooClient
 from harness.launcher import BrokerProcess
 from impl.zk import layout
 from tests.cluster.conftest import SESSION_TIMEOUT_MS, BrokerFactory, wait_for, wait_value
+from tests.cluster.replication_support import start_three as start_brokers
 from tests.impl import kio_requests as rq
 from tests.impl.wire_client import WireClient
 
@@ -60,8 +61,8 @@ def topic_unknown(broker: BrokerProcess, topic: str) -> bool:
 
 
 def start_three(brokers: BrokerFactory, zk: KazooClient) -> dict[int, BrokerProcess]:
-    started = {i: brokers(i) for i in (1, 2, 3)}
-    wait_for(lambda: registered(zk) == [1, 2, 3], what="three registrations")
+    """Three brokers known to broker 1, and a controller."""
+    started = start_brokers(brokers, zk)
     wait_for(lambda: controller(zk), what="a controller")
     return started
 

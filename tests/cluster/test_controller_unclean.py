@@ -17,7 +17,8 @@ from impl.zk import layout
 from impl.zk.layout import NO_LEADER, LeaderAndIsr
 from spec.errors import ErrorCode
 from tests.cluster.conftest import BrokerFactory, wait_for, wait_value
-from tests.cluster.test_controller import FAILOVER_DEADLINE_S, controller, registered
+from tests.cluster.replication_support import start_three
+from tests.cluster.test_controller import FAILOVER_DEADLINE_S, controller
 from tests.impl import kio_requests as kr
 from tests.impl.wire_client import WireClient
 
@@ -80,8 +81,7 @@ def test_unclean_election_only_where_enabled(
     else:
         broker_config = {}
         topic_configs = {CLEAN: {}, DIRTY: {UNCLEAN: "true"}}
-    b = {i: brokers(i, broker_config) for i in (1, 2, 3)}
-    wait_for(lambda: registered(zk) == [1, 2, 3], what="three registrations")
+    b = start_three(brokers, zk, broker_config)
     ctl = wait_for(lambda: controller(zk), what="a controller")
     leader, follower = (i for i in (1, 2, 3) if i != ctl[0])
     for name in (CLEAN, DIRTY):
