@@ -29,6 +29,7 @@ from impl.broker.context import BrokerContext
 from impl.broker.producer_ids import ProducerIdAllocator
 from impl.broker.server import BrokerServer
 from impl.broker.topics import TopicRegistry
+from impl.group.offsets_log import GroupLog
 from impl.storage.config import LogConfig
 from impl.storage.log_manager import LogManager
 from impl.zk.layout import BrokerInfo
@@ -88,18 +89,24 @@ def open_context(config: BrokerConfig) -> BrokerContext:
             topics, BrokerInfo(config.broker_id, *config.advertised_endpoint)
         ),
     )
+    ctx.group_log = GroupLog(ctx)
     for info in topics:
         open_partitions(ctx, info)
     return ctx
 
 
 async def retention_loop(ctx: BrokerContext) -> None:
-    """Apply retention to every log every log.retention.check.interval.ms."""
+    """Apply retention to every log every log.retention.check.interval.ms (not to those
+    of a topic whose cleanup.policy lacks "delete", such as __consumer_offsets: there is
+    no log cleaner here, so a compacted topic keeps every record)."""
     interval = ctx.config.retention_check_interval_ms / 1000
 
     def high_watermark(tp: TopicPartition) -> int | None:
         # Nothing at or above the high watermark is ever deleted: in cluster mode that
         # covers the logs followed here as well as those led here.
+        if not retention_applies(ctx, tp.topic):
+            log = ctx.logs.get(tp)
+            return None if log is None else log.start_offset
         if ctx.replicas is not None:
             return ctx.replicas.high_watermark(tp)
         state = ctx.partitions.get(tp)
@@ -111,6 +118,13 @@ async def retention_loop(ctx: BrokerContext) -> None:
             ctx.logs.apply_retention(now_ms(), high_watermark)
         except Exception:
             _log.exception("retention pass failed")
+
+
+def retention_applies(ctx: BrokerContext, topic: str) -> bool:
+    """Whether the topic's cleanup.policy includes "delete" (retention applies)."""
+    info = ctx.topics.get(topic)
+    policy = ctx.config.topic_config(info.configs if info is not None else {})["cleanup.policy"]
+    return "delete" in {p.strip() for p in policy.split(",")}
 
 
 async def serve(config: BrokerConfig) -> None:
@@ -143,6 +157,8 @@ async def serve(config: BrokerConfig) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     retention = loop.create_task(retention_loop(ctx))
+    if ctx.group_log is not None:
+        ctx.group_log.start()
     print(f"kafkaref broker {ctx.broker_id} listening on {ctx.host}:{ctx.port}", flush=True)
     try:
         await stop.wait()
@@ -151,6 +167,9 @@ async def serve(config: BrokerConfig) -> None:
         retention.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await retention
+        ctx.groups.close()
+        if ctx.group_log is not None:
+            await ctx.group_log.close()
         if cluster is not None:
             await cluster.close()
         await server.close()

@@ -248,6 +248,8 @@ def open_partitions(ctx: BrokerContext, info: TopicInfo) -> None:
         if log is None:
             log = ctx.logs.create(tp, int(time.time() * 1000), info.configs)
         ctx.partitions[tp] = PartitionState.lead_alone(tp, log, ctx.broker_id)
+        if ctx.group_log is not None:
+            ctx.group_log.leadership_changed(tp)
 
 
 def delete_topic(ctx: BrokerContext, info: TopicInfo) -> None:
@@ -256,8 +258,12 @@ def delete_topic(ctx: BrokerContext, info: TopicInfo) -> None:
     for index in range(info.partitions):
         tp = TopicPartition(info.name, index)
         ctx.partitions.pop(tp, None)
+        if ctx.group_log is not None:
+            ctx.group_log.leadership_changed(tp)
         if ctx.logs.get(tp) is not None:
             ctx.logs.delete(tp)
+    if ctx.group_log is not None:
+        ctx.group_log.topics_deleted([info.name])
     _log.info("deleted topic %s", info.name)
 
 

@@ -4,7 +4,11 @@ Max versions are those librdkafka 2.x, kafka-python 3.x and aiokafka 0.14 negoti
 kio has, capped where a newer version needs something this broker does not do:
 Produce v10+ (KIP-951 leader hints; v13 topic ids), Fetch v13+ (topics by id only),
 ListOffsets v8+ (tiered storage timestamps), InitProducerId v5+ (KIP-890 transactions),
-Metadata v13 (top-level error code only; v12 is what current clients ask for).
+Metadata v13 (top-level error code only; v12 is what current clients ask for),
+OffsetCommit v10 and OffsetFetch v10 (topic ids), FindCoordinator v6 (share groups);
+OffsetCommit v0-v1 and OffsetFetch v0 are ZooKeeper-era offsets kio does not have.
+The group membership APIs are served at every version kio has (DescribeGroups to v5:
+v6 is Kafka 4's, with KIP-1043 errors for unknown groups).
 Minimum versions: Produce v3 and Fetch v4 are the first with record batches v2, the only
 format this broker stores (Kafka 4 dropped the older ones too)."""
 
@@ -27,6 +31,19 @@ from impl.broker.list_offsets import handle_list_offsets
 from impl.broker.metadata import handle_metadata
 from impl.broker.produce import handle_produce
 from impl.broker.producer_ids import handle_init_producer_id
+from impl.group.group_apis import (
+    handle_describe_groups,
+    handle_heartbeat,
+    handle_join_group,
+    handle_leave_group,
+    handle_list_groups,
+    handle_sync_group,
+)
+from impl.group.offset_apis import (
+    handle_find_coordinator,
+    handle_offset_commit,
+    handle_offset_fetch,
+)
 from impl.wire.framing import RequestHeader
 
 # A handler answers with a response entity, a whole response frame already encoded
@@ -39,6 +56,15 @@ PRODUCE = 0
 FETCH = 1
 LIST_OFFSETS = 2
 METADATA = 3
+OFFSET_COMMIT = 8
+OFFSET_FETCH = 9
+FIND_COORDINATOR = 10
+JOIN_GROUP = 11
+HEARTBEAT = 12
+LEAVE_GROUP = 13
+SYNC_GROUP = 14
+DESCRIBE_GROUPS = 15
+LIST_GROUPS = 16
 API_VERSIONS = 18
 CREATE_TOPICS = 19
 DELETE_TOPICS = 20
@@ -65,6 +91,15 @@ APIS: Mapping[int, Api] = {
     FETCH: Api(4, 12, handle_fetch),
     LIST_OFFSETS: Api(1, 7, handle_list_offsets),
     METADATA: Api(0, 12, handle_metadata),
+    OFFSET_COMMIT: Api(2, 9, handle_offset_commit),
+    OFFSET_FETCH: Api(1, 9, handle_offset_fetch),
+    FIND_COORDINATOR: Api(0, 5, handle_find_coordinator),
+    JOIN_GROUP: Api(0, 9, handle_join_group),
+    HEARTBEAT: Api(0, 4, handle_heartbeat),
+    LEAVE_GROUP: Api(0, 5, handle_leave_group),
+    SYNC_GROUP: Api(0, 5, handle_sync_group),
+    DESCRIBE_GROUPS: Api(0, 5, handle_describe_groups),
+    LIST_GROUPS: Api(0, 5, handle_list_groups),
     API_VERSIONS: Api(0, 4, handle_api_versions),
     CREATE_TOPICS: Api(2, 7, handle_create_topics),
     DELETE_TOPICS: Api(1, 6, handle_delete_topics),

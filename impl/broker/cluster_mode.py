@@ -21,6 +21,7 @@ from impl.broker.context import BrokerContext
 from impl.broker.producer_ids import ProducerIdAllocator
 from impl.broker.topics import TopicRegistry, check_cluster_id
 from impl.controller.controller import KafkaController
+from impl.group.offsets_log import GroupLog
 from impl.replication.manager import ReplicaManager
 from impl.storage.config import LogConfig
 from impl.storage.log_manager import LogManager
@@ -130,6 +131,7 @@ async def open_cluster_context(config: BrokerConfig, connect: str) -> ClusterMod
         )
         replicas = ReplicaManager(ctx)
         ctx.replicas = replicas
+        ctx.group_log = GroupLog(ctx)
         replicas.start()
         return ClusterMode(ctx, zk, replicas)
     except BaseException:

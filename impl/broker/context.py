@@ -13,11 +13,13 @@ import attrs
 from impl.broker.cluster_metadata import ClusterMetadata
 from impl.broker.config import BrokerConfig
 from impl.broker.topics import TopicRegistry
+from impl.group.coordinator import GroupCoordinator
 from spec.state import TopicPartition
 
 if TYPE_CHECKING:
     from impl.broker.partition import PartitionState
     from impl.broker.producer_ids import ProducerIdAllocator
+    from impl.group.offsets_log import GroupLog
     from impl.replication.manager import ReplicaManager
     from impl.storage.log_manager import LogManager
     from impl.zk.session import ZkSession
@@ -41,6 +43,12 @@ class BrokerContext:
     cluster: ClusterMetadata  # the metadata cache (topics is cluster.topics)
     zk: ZkSession | None = None  # cluster mode only
     replicas: ReplicaManager | None = None  # cluster mode: REPLICATION's manager
+    group_log: GroupLog | None = None  # the __consumer_offsets partitions led here
+    groups: GroupCoordinator = attrs.field(  # the group coordinator: membership
+        default=attrs.Factory(
+            lambda ctx: GroupCoordinator.for_broker(ctx.config, ctx), takes_self=True
+        )
+    )
 
     @property
     def cluster_mode(self) -> bool:

@@ -5,8 +5,10 @@ Request semantics by version, as Kafka: v0 an empty list means all topics; v1+ n
 all topics and an empty list none.  Topics named but unknown are created when
 auto.create.topics.enable is set and the request allows it (v4+; always allowed before),
 with num.partitions and default.replication.factor; the answer for a topic just created
-is LEADER_NOT_AVAILABLE, as Kafka's, and clients ask again.  v10+ carries topic ids; v12
-clients may name a topic by id alone (unknown ids: UNKNOWN_TOPIC_ID).
+is LEADER_NOT_AVAILABLE, as Kafka's, and clients ask again; ``__consumer_offsets`` is
+made with its own settings (impl.group.internal_topic).  Internal topics are reported
+with is_internal.  v10+ carries topic ids; v12 clients may name a topic by id alone
+(unknown ids: UNKNOWN_TOPIC_ID).
 
 In cluster mode the answer comes from the metadata cache (ctx.cluster): every live
 broker, the controller from /controller, and each partition's leader, leader epoch and ISR
@@ -23,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from impl.broker import admin
 from impl.broker.kio_build import build, nested, response_class
+from impl.group.internal_topic import ensure_offsets_topic, is_internal
+from impl.group.partitioner import GROUP_METADATA_TOPIC_NAME
 from spec.admin import valid_topic_name
 from spec.errors import ErrorCode
 from spec.state import TopicPartition
@@ -144,7 +148,7 @@ async def handle_metadata(
             error_code=code,
             name=name,
             topic_id=topic_id,
-            is_internal=False,
+            is_internal=name is not None and is_internal(name),
             partitions=partitions,
         )
 
@@ -182,9 +186,17 @@ async def handle_metadata(
                 code = ErrorCode.INVALID_TOPIC_EXCEPTION
                 entries.append(topic_entry(code, name, ZERO_UUID, None))
             elif allow_auto and ctx.config.auto_create_topics_enable:
-                code = (
-                    _auto_create(ctx, name) if ctx.zk is None else await _auto_create_zk(ctx, name)
-                )
+                if name == GROUP_METADATA_TOPIC_NAME:  # made as FindCoordinator makes it
+                    await ensure_offsets_topic(ctx)
+                    code = ErrorCode.LEADER_NOT_AVAILABLE
+                elif is_internal(name):  # no transactions here: never made
+                    code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                else:
+                    code = (
+                        _auto_create(ctx, name)
+                        if ctx.zk is None
+                        else await _auto_create_zk(ctx, name)
+                    )
                 entries.append(topic_entry(code, name, ZERO_UUID, None))
             else:
                 entries.append(

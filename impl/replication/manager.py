@@ -252,6 +252,8 @@ class ReplicaManager:
             log.end_offset,
         )
         self.notify_data_arrived()
+        if self.ctx.group_log is not None:
+            self.ctx.group_log.leadership_changed(tp)
 
     def _become_follower(self, tp: TopicPartition, log: PartitionLog, state: LeaderAndIsr) -> None:
         hw = self._high_watermark(tp, log)
@@ -259,6 +261,8 @@ class ReplicaManager:
         if old is not None:
             old.resign()
             self.notify_data_arrived()
+        if self.ctx.group_log is not None:
+            self.ctx.group_log.leadership_changed(tp)
         self._stop_fetching(tp)
         follower = FollowerReplica(
             tp=tp,
@@ -300,6 +304,8 @@ class ReplicaManager:
         if old is not None:
             old.resign()
             self.notify_data_arrived()
+        if self.ctx.group_log is not None:
+            self.ctx.group_log.leadership_changed(tp)
         if delete:
             self._checkpointed.pop(tp, None)
             if self.ctx.logs.get(tp) is not None:

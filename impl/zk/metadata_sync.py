@@ -135,6 +135,8 @@ class MetadataSync:
         if info is None:
             return
         _log.info("topic %s deleted", name)
+        if self._ctx.group_log is not None:  # the groups' offsets of it go
+            self._ctx.group_log.topics_deleted([name])
         replicas = self._ctx.replicas
         for index, assigned in enumerate(info.replicas):
             if replicas is not None and self._ctx.broker_id in assigned:
