@@ -49,7 +49,7 @@ def not_led_error(ctx: BrokerContext, tp: TopicPartition) -> ErrorCode:
     return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
 
 
-def validate_batch(data: bytes) -> records.BatchHeader:
+def validate_batch(data: bytes | bytearray | memoryview) -> records.BatchHeader:
     """The header of the one v2 batch a produce request carries for a partition, checked
     as Kafka's ProduceRequest and LogValidator check it (no record is decoded); the size
     limit and the CRC are checked by the log as it appends.  Raises PartitionError with
@@ -202,18 +202,25 @@ class PartitionState:
         return ErrorCode.UNKNOWN_LEADER_EPOCH
 
     def append_as_leader(
-        self, batch: bytearray, acks: int, min_insync_replicas: int, now_ms: int
+        self,
+        batch: bytes | bytearray | memoryview,
+        acks: int,
+        min_insync_replicas: int,
+        now_ms: int,
+        header: records.BatchHeader | None = None,
     ) -> AppendInfo:
         """Append a validated batch with this leader's epoch; offsets are assigned by the
-        log (or the original ones returned for a duplicate idempotent batch).  Raises
-        PartitionError (NOT_ENOUGH_REPLICAS, or the log's idempotence verdict)."""
+        log (or the original ones returned for a duplicate idempotent batch); ``batch``
+        itself is left as it is (the log writes the offsets and epoch as it copies it).
+        ``header``: the batch's header, when the caller has parsed it already.
+        Raises PartitionError (NOT_ENOUGH_REPLICAS, or the log's idempotence verdict)."""
         if acks == -1 and len(self.isr) < min_insync_replicas:
             raise PartitionError(
                 ErrorCode.NOT_ENOUGH_REPLICAS,
                 f"ISR {sorted(self.isr)} is smaller than min.insync.replicas {min_insync_replicas}",
             )
         try:
-            info = self.log.append(batch, self.leader_epoch, now_ms)
+            info = self.log.append(batch, self.leader_epoch, now_ms, header)
         except StorageError as e:
             raise PartitionError(e.code, str(e)) from None
         self.maybe_advance_high_watermark()

@@ -6,13 +6,16 @@ min.insync.replicas meanwhile, NOT_LEADER_OR_FOLLOWER if this broker stopped lea
 REQUEST_TIMED_OUT at the request's timeout); a partition led elsewhere is
 NOT_LEADER_OR_FOLLOWER; acks=0 gets no answer (its connection is closed instead when a
 partition failed, as Kafka does).  Long-polling fetches are woken once after the
-request's appends."""
+request's appends.
+
+The request comes from ``impl.wire.produce_request`` (the server reads Produce bodies with
+it): each batch is a view of the request frame, appended to the log without a copy."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from impl.broker.partition import (
     VALID_ACKS,
@@ -21,6 +24,7 @@ from impl.broker.partition import (
     not_led_error,
     validate_batch,
 )
+from impl.wire.produce_request import ProduceRequest, from_entity
 from impl.wire.produce_response import encode_produce_response
 from spec.errors import ErrorCode
 from spec.state import TopicPartition
@@ -45,22 +49,21 @@ def _topic_int(ctx: BrokerContext, topic: str, name: str, default: int) -> int:
 
 
 async def handle_produce(
-    ctx: BrokerContext, header: RequestHeader, request: Entity
+    ctx: BrokerContext, header: RequestHeader, request: ProduceRequest | Entity
 ) -> bytes | None:
-    """The response frame, written directly (``produce_response``), or None (acks=0)."""
-    req: Any = request
-    acks = int(req.acks)
+    """The response frame, written directly (``produce_response``), or None (acks=0).
+    The request is normally a ``ProduceRequest``; a kio entity is converted first."""
+    req = request if isinstance(request, ProduceRequest) else from_entity(request)
+    acks = req.acks
     results: list[tuple[str, list[_Answer]]] = []
     # acks=-1: (partition, offset the high watermark must reach, min.insync.replicas,
     # topic and partition index)
     waits: list[tuple[PartitionState, int, int, int, int]] = []
     appended = False
     now_ms = time.time_ns() // 1_000_000
-    for topic in req.topic_data:
-        name = str(topic.name)
+    for name, partitions in req.topics:
         answers: list[_Answer] = []
-        for part in topic.partition_data:
-            index = int(part.index)
+        for index, data in partitions:
             tp = TopicPartition(name, index)
             partition = ctx.partitions.get(tp)
             try:
@@ -68,14 +71,15 @@ async def handle_produce(
                     raise PartitionError(ErrorCode.INVALID_REQUIRED_ACKS, f"acks={acks}")
                 if partition is None:
                     raise PartitionError(not_led_error(ctx, tp))
-                data = part.records or b""
-                validate_batch(data)
+                if data is None:
+                    raise PartitionError(ErrorCode.INVALID_RECORD, "no record batch")
+                batch_header = validate_batch(data)
                 min_insync = (
                     _topic_int(ctx, name, MIN_INSYNC, ctx.config.min_insync_replicas)
                     if acks == -1
                     else 1
                 )
-                info = partition.append_as_leader(bytearray(data), acks, min_insync, now_ms)
+                info = partition.append_as_leader(data, acks, min_insync, now_ms, batch_header)
             except PartitionError as e:
                 start = partition.log_start_offset if partition is not None else -1
                 answers.append((index, e.code, -1, start, str(e)))
@@ -98,7 +102,7 @@ async def handle_produce(
             raise CloseConnectionError("acks=0 produce request with a failed partition")
         return None
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + max(req.timeout.total_seconds(), 0.0)
+    deadline = loop.time() + max(req.timeout_ms / 1000, 0.0)
     for partition, committed, min_insync, t, p in waits:
         timeout_s = max(deadline - loop.time(), 0.0)
         code = await partition.wait_for_high_watermark(committed, timeout_s, min_insync)

@@ -9,6 +9,10 @@ layout; another API at a version it does not serve, a malformed header or body, 
 frame length that is negative or above socket.request.max.bytes closes the connection.
 A handler bug is logged and closes that connection; the process keeps serving.
 
+Request bodies are read by kio's schemas (``impl.wire.codec``), except Produce bodies,
+the largest and most frequent, which ``impl.wire.produce_request`` reads without copying
+their record batches.
+
 Responses are written without waiting for the socket to drain, unless the transport's
 buffer is over its high-water mark; reading pauses while too many requests are queued.
 """
@@ -22,11 +26,15 @@ import ctypes
 import logging
 from typing import TYPE_CHECKING, cast
 
-from kio.static.protocol import Payload
+from kio.static.protocol import Entity, Payload, RequestPayload
 
-from impl.broker.apis import API_VERSIONS, APIS, supported_versions
+from impl.broker.apis import API_VERSIONS, APIS, PRODUCE, supported_versions
+from impl.broker.produce import handle_produce
 from impl.wire import codec
 from impl.wire.framing import FrameError, FrameReader, parse_request_header
+from impl.wire.produce_request import FIRST_VERSION as FIRST_PRODUCE
+from impl.wire.produce_request import LAST_VERSION as LAST_PRODUCE
+from impl.wire.produce_request import ProduceRequest, decode_produce_request
 
 if TYPE_CHECKING:
     from impl.broker.context import BrokerContext
@@ -120,13 +128,23 @@ class BrokerServer:
                 f"unsupported version {header.api_version} of API key {header.api_key} "
                 f"(supported {api.min_version}..{api.max_version})"
             )
+        version = header.api_version
+        request: RequestPayload | ProduceRequest
         try:
-            request = codec.decode_request(header, frame, body_offset)
+            if header.api_key == PRODUCE and FIRST_PRODUCE <= version <= LAST_PRODUCE:
+                # The hottest request, read without kio (see impl.wire.produce_request).
+                request = decode_produce_request(version, frame, body_offset)
+            else:
+                request = codec.decode_request(header, frame, body_offset)
         except codec.DecodeError as e:
             raise CloseConnectionError(
-                f"cannot decode API key {header.api_key} v{header.api_version}: {e}"
+                f"cannot decode API key {header.api_key} v{version}: {e}"
             ) from None
-        response = await api.handler(self.ctx, header, request)
+        response: Entity | bytes | None
+        if isinstance(request, ProduceRequest):
+            response = await handle_produce(self.ctx, header, request)
+        else:
+            response = await api.handler(self.ctx, header, request)
         if response is None or isinstance(response, bytes):
             return None if response is None else [response]
         return codec.encode_response_parts(header, cast(Payload, response))

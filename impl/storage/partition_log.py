@@ -39,7 +39,6 @@ from impl.wire.records import (
     NONE,
     BatchHeader,
     CorruptBatchError,
-    assign_offsets,
     crc_ok,
     decode_records,
     iter_batches,
@@ -195,19 +194,29 @@ class PartitionLog:
 
     # --- appends ------------------------------------------------------------------------
 
-    def append(self, batch: bytes | bytearray, leader_epoch: int, now_ms: int) -> AppendInfo:
+    def append(
+        self,
+        batch: bytes | bytearray | memoryview,
+        leader_epoch: int,
+        now_ms: int,
+        header: BatchHeader | None = None,
+    ) -> AppendInfo:
         """Append one producer batch as the leader: validate it (whole, CRC, size), run the
         idempotence check (a duplicate appends nothing and returns the original offsets;
         a rejected batch raises StorageError with its code), give it the next offsets and
-        ``leader_epoch``, roll if due, and write it with one write call.  A bytearray
-        ``batch`` is rewritten in place (offsets, leader epoch); bytes are copied first."""
-        buf = batch if isinstance(batch, bytearray) else bytearray(batch)
-        try:
-            h = parse_header(buf)
-        except CorruptBatchError as e:
-            raise CorruptRecordError(str(e)) from None
-        if h.size != len(buf):
-            raise CorruptRecordError(f"{len(buf) - h.size} bytes after the record batch")
+        ``leader_epoch``, roll if due, and write it with one write call.  ``batch`` is
+        not changed nor copied: its offsets and leader epoch are patched as it is written
+        (``Segment.append_batch``).  ``header`` is ``parse_header(batch)`` when the
+        caller has it already."""
+        if header is not None:
+            h = header
+        else:
+            try:
+                h = parse_header(batch)
+            except CorruptBatchError as e:
+                raise CorruptRecordError(str(e)) from None
+        if h.size != len(batch):
+            raise CorruptRecordError(f"{len(batch) - h.size} bytes after the record batch")
         if h.size > self.config.message_max_bytes:
             raise RecordTooLargeError(
                 f"batch of {h.size} bytes exceeds max.message.bytes {self.config.message_max_bytes}"
@@ -216,7 +225,7 @@ class PartitionLog:
             raise StorageError(
                 f"batch of {h.size} bytes exceeds segment.bytes", ErrorCode.RECORD_LIST_TOO_LARGE
             )
-        if not crc_ok(buf, 0, h):
+        if not crc_ok(batch, 0, h):
             raise CorruptRecordError("record batch CRC mismatch")
         verdict = self.producer_state.check(h)
         if isinstance(verdict, Duplicate):
@@ -228,9 +237,8 @@ class PartitionLog:
         base = self.end_offset
         last = base + h.last_offset_delta
         self._maybe_roll(h.size, h.max_timestamp, last, now_ms)
-        assign_offsets(buf, base, leader_epoch)
         self.epoch_cache.assign(leader_epoch, base)
-        self.active_segment.append(buf, base, last, h.max_timestamp)
+        self.active_segment.append_batch(batch, base, last, leader_epoch, h.max_timestamp)
         if h.producer_id >= 0:
             self.producer_state.update(h, base)
         if self.config.flush_every_append:

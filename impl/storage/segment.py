@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from impl.storage.index import OffsetIndex
 from impl.wire.records import (
     HEADER_SIZE,
+    LOG_OVERHEAD,
     BatchHeader,
     CorruptBatchError,
     crc_ok,
@@ -27,6 +28,9 @@ from impl.wire.records import (
 LOG_SUFFIX = ".log"
 INDEX_SUFFIX = ".index"
 _HEADER = struct.Struct(">qiibIhiqqqhii")  # the batch header (records.py's layout)
+_BATCH_START = struct.Struct(">qii")  # base offset, batch length, partition leader epoch
+
+Buffer = bytes | bytearray | memoryview
 
 
 def file_name(directory: str, base_offset: int, suffix: str) -> str:
@@ -210,32 +214,42 @@ class Segment:
 
     # --- changes ------------------------------------------------------------------------
 
-    def append(
-        self, data: bytes | bytearray, base_offset: int, last_offset: int, max_timestamp: int
+    def append_batch(
+        self,
+        batch: bytes | bytearray | memoryview,
+        base_offset: int,
+        last_offset: int,
+        leader_epoch: int,
+        max_timestamp: int,
     ) -> None:
-        """Append one or more whole batches (offsets already assigned): one write."""
+        """Append one whole batch as offsets ``base_offset``..``last_offset`` of
+        ``leader_epoch``: its first 16 bytes are written with that base offset and
+        partition leader epoch (both before the CRC-covered part), the rest straight from
+        ``batch``, which is neither changed nor copied.  One write call."""
+        size = len(batch)
+        head = _BATCH_START.pack(base_offset, size - LOG_OVERHEAD, leader_epoch)
         position = self.size
-        written = os.pwrite(self._fd, data, position)
-        if written != len(data):
-            # Undo a short write so the file keeps whole batches only.
-            os.ftruncate(self._fd, position)
-            raise OSError(f"short write to {self.log_path}: {written} of {len(data)} bytes")
+        self._write([head, memoryview(batch)[_BATCH_START.size :]], size, position)
         if self.bytes_since_index_entry > self.index_interval_bytes:
             self.index.append(last_offset, position)
             self.bytes_since_index_entry = 0
-        self.bytes_since_index_entry += len(data)
-        self.size += len(data)
+        self.bytes_since_index_entry += size
+        self.size += size
         self._remember(base_offset, last_offset, position, max_timestamp)
+
+    def _write(self, parts: list[Buffer], size: int, position: int) -> None:
+        written = os.pwritev(self._fd, parts, position)
+        if written != size:
+            # Undo a short write so the file keeps whole batches only.
+            os.ftruncate(self._fd, position)
+            raise OSError(f"short write to {self.log_path}: {written} of {size} bytes")
 
     def append_batches(
         self, data: bytes | bytearray | memoryview, headers: list[BatchHeader]
     ) -> None:
         """Append whole batches with their parsed headers (follower path): one write."""
         position = self.size
-        written = os.pwrite(self._fd, data, position)
-        if written != len(data):
-            os.ftruncate(self._fd, position)
-            raise OSError(f"short write to {self.log_path}: {written} of {len(data)} bytes")
+        self._write([data], len(data), position)
         for h in headers:
             if self.bytes_since_index_entry > self.index_interval_bytes:
                 self.index.append(h.last_offset, position)

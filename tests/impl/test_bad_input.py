@@ -66,7 +66,7 @@ CLOSING_CASES: dict[str, bytes] = {
     "header too short": frame(b"\x00\x03\x00"),
     "client id past the frame": frame(struct.pack(">hhih", 3, 1, 1, 50) + b"ab"),
     "unknown api key": frame(header(9999, 0)),
-    "api key not served": frame(header(11, 5) + b"\x00" * 20),
+    "api key not served": frame(header(24, 3) + b"\x00" * 20),
     "metadata version too new": frame(header(3, 99)),
     "produce version too old": frame(header(0, 2) + b"\x00" * 20),
     "metadata garbage body": frame(header(3, 12, flexible=True) + b"\xff\xfe\xfd\xfc" * 7),

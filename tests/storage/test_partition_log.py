@@ -33,6 +33,22 @@ def test_append_assigns_contiguous_offsets_and_read_returns_the_batches(tmp_path
     assert [r.offset for r in decode_records(log.read(5, 1 << 20))] == [5, 6]
 
 
+@pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
+def test_append_leaves_the_batch_as_given_and_stores_offsets_and_epoch(
+    tmp_path: Path, kind: type[bytes | bytearray | memoryview]
+) -> None:
+    log = open_log(str(tmp_path / "t-0"))
+    log.append(batch(3), 0, T0)
+    original = bytes(batch(2))
+    given = kind(bytearray(original))
+    info = log.append(given, 7, T0)
+    assert bytes(given) == original
+    stored = log.read(info.base_offset, 1 << 20)
+    [(_, h)] = list(iter_batches(stored))  # the CRC still holds
+    assert (h.base_offset, h.last_offset, h.partition_leader_epoch) == (3, 4, 7)
+    assert stored[16:] == original[16:]
+
+
 def test_read_limits_bytes_to_whole_batches_but_returns_at_least_one(tmp_path: Path) -> None:
     log = open_log(str(tmp_path / "t-0"))
     sizes = [len(batch(1, size=s)) for s in (100, 100, 100)]
