@@ -67,10 +67,11 @@ async def handle_produce(
             tp = TopicPartition(name, index)
             partition = ctx.partitions.get(tp)
             try:
-                if acks not in VALID_ACKS:
-                    raise PartitionError(ErrorCode.INVALID_REQUIRED_ACKS, f"acks={acks}")
+                # As Kafka: a partition not led here is answered before acks is checked.
                 if partition is None:
                     raise PartitionError(not_led_error(ctx, tp))
+                if acks not in VALID_ACKS:
+                    raise PartitionError(ErrorCode.INVALID_REQUIRED_ACKS, f"acks={acks}")
                 if data is None:
                     raise PartitionError(ErrorCode.INVALID_RECORD, "no record batch")
                 batch_header = validate_batch(data)

@@ -1,0 +1,280 @@
+"""The spec as the conformance harness's oracle: which answers an operation may get.
+
+The oracle keeps the model states the target may be in (``candidates``: spec
+``ClusterState``s).  For an operation it runs the spec's transition in each candidate
+(``spec.cluster.step``: ``spec.admin``, ``spec.produce``, ``spec.consume``) and turns the
+spec's outcome into the observation a client would see; the target's observation must be
+one of these.  The candidates that agree with it become the next candidates: the harness
+never has to guess which of several allowed outcomes happened, it learns it.
+
+Between operations every candidate takes the internal steps that are enabled (the
+controller electing leaders, brokers applying LeaderAndIsr, followers fetching), one
+settled state per candidate.  On a single broker these steps are forced and confluent, so
+one candidate remains; a cluster with faults will widen this to the set of states the
+internal steps can reach, and the same filtering keeps it small.
+
+The target's broker ids are mapped to the model's (0..n-1, in sorted order); producer ids
+are the target's own, as it handed them out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from harness.conform_ops import (
+    Closed,
+    CreateTopic,
+    ErrorAnswer,
+    Fetch,
+    FetchAnswer,
+    FetchedRecord,
+    InitProducerId,
+    ListOffsets,
+    Metadata,
+    MetadataAnswer,
+    NoAnswer,
+    Observation,
+    OffsetAnswer,
+    Operation,
+    PartitionAnswer,
+    PartitionInfo,
+    Produce,
+    ProduceAnswer,
+    ProducerIdAnswer,
+    TopicInfo,
+)
+from spec import actions
+from spec.admin import assign_replicas
+from spec.cluster import internal_steps, step
+from spec.config import SpecConfig
+from spec.errors import ErrorCode
+from spec.idempotence import ProducerIdState, init_producer_id
+from spec.outcome import Ok
+from spec.state import NO_LEADER, ClusterState, TopicPartition, initial_state
+
+MAX_SETTLE_STEPS = 10_000
+MAX_CANDIDATES = 256
+
+
+class OracleError(RuntimeError):
+    """The model cannot follow the target (too many candidate states, or no settling)."""
+
+
+@attrs.frozen(slots=True)
+class Verdict:
+    """Whether the observation is one the spec allows, and every answer it allows."""
+
+    ok: bool
+    allowed: tuple[Observation, ...]
+
+
+def settle(s: ClusterState) -> ClusterState:
+    """``s`` after every enabled internal step (delayed produces stay pending: the
+    harness answers them explicitly)."""
+    for _ in range(MAX_SETTLE_STEPS):
+        for action, out in internal_steps(s):
+            if not isinstance(action, actions.CompleteProduce):
+                s = out.state
+                break
+        else:
+            return s
+    raise OracleError("the model does not settle")
+
+
+class Oracle:
+    """The candidate model states of one example, and the spec's verdict on each answer.
+
+    ``brokers`` are the target's broker ids; ``controller`` the one that controls the
+    cluster; ``contact`` the one the harness sends its requests to."""
+
+    def __init__(
+        self, config: SpecConfig, brokers: Sequence[int], controller: int, contact: int
+    ) -> None:
+        self.target_ids = tuple(sorted(brokers))
+        self._model_id = {b: i for i, b in enumerate(self.target_ids)}
+        self.contact = self._model_id[contact]
+        s = initial_state(config, len(self.target_ids))
+        elected = step(s, actions.ElectController(self._model_id.get(controller, 0)))
+        assert isinstance(elected, Ok)
+        self.candidates: tuple[ClusterState, ...] = (settle(elected.state),)
+
+    # --- what the machine may ask -----------------------------------------------------
+
+    def partition_count(self, topic: str) -> int | None:
+        """Partitions of ``topic`` in the model (None when no candidate has it)."""
+        counts = {len(s.topics[topic]) for s in self.candidates if topic in s.topics}
+        return max(counts) if counts else None
+
+    def log_end_offset(self, tp: TopicPartition) -> int:
+        """The largest log end offset of ``tp``'s leader over the candidates (0 if none)."""
+        ends = [0]
+        for s in self.candidates:
+            part = s.partitions.get(tp)
+            if part is not None and part.zk.leader != NO_LEADER:
+                ends.append(part.replica[part.zk.leader].log_end_offset)
+        return max(ends)
+
+    # --- checking -----------------------------------------------------------------------
+
+    def check(
+        self, op: Operation, observed: Observation, producer_ids: Mapping[int, int]
+    ) -> Verdict:
+        """The spec's verdict on ``observed`` as the answer to ``op``; when allowed, the
+        candidates become the states consistent with it.  ``producer_ids`` maps producer
+        slots to the ids the target handed out."""
+        outcomes: list[tuple[Observation, ClusterState]] = []
+        for s in self.candidates:
+            outcomes += self._outcomes(s, op, producer_ids)
+        allowed = tuple(dict.fromkeys(obs for obs, _ in outcomes))
+        kept = tuple(dict.fromkeys(settle(s) for obs, s in outcomes if obs == observed))
+        if not kept:
+            return Verdict(False, allowed)
+        if len(kept) > MAX_CANDIDATES:
+            raise OracleError(f"{len(kept)} model states agree with the target; too many")
+        self.candidates = kept
+        return Verdict(True, allowed)
+
+    def _outcomes(
+        self, s: ClusterState, op: Operation, producer_ids: Mapping[int, int]
+    ) -> list[tuple[Observation, ClusterState]]:
+        if isinstance(op, CreateTopic):
+            return [self._create(s, op, a) for a in self._assignments(s, op)]
+        if isinstance(op, Produce):
+            return [self._produce(s, op, producer_ids)]
+        if isinstance(op, Fetch):
+            return [(self._fetch(s, op), s)]
+        if isinstance(op, ListOffsets):
+            out = step(s, actions.ListOffsets(op.tp, self.contact, op.timestamp))
+            obs = OffsetAnswer(out.error, out.reply.offset if isinstance(out, Ok) else -1)
+            return [(obs, s)]
+        if isinstance(op, InitProducerId):
+            _, _, epoch = init_producer_id(ProducerIdState())
+            return [(ProducerIdAnswer(ErrorCode.NONE, True, epoch), s)]
+        return [(self._metadata(s, op), s)]
+
+    def _assignments(
+        self, s: ClusterState, op: CreateTopic
+    ) -> Iterable[tuple[tuple[int, ...], ...]]:
+        """Every replica assignment the target may choose (Kafka starts at a random broker
+        with a random shift; an explicit assignment is the spec's own, start 0 shift 0)."""
+        brokers = tuple(range(len(self.target_ids)))
+        if op.partitions == -1:
+            partitions, rf = s.config.num_partitions, s.config.default_replication_factor
+        else:
+            partitions, rf = op.partitions, 1
+        if op.explicit:
+            return [assign_replicas(brokers, partitions, rf, 0, 0)]
+        return dict.fromkeys(
+            assign_replicas(brokers, partitions, rf, start, shift)
+            for start in brokers
+            for shift in brokers
+        )
+
+    def explicit_assignment(self, op: CreateTopic) -> tuple[tuple[int, ...], ...]:
+        """The assignment the harness sends for an explicit ``op``, in target broker ids."""
+        brokers = tuple(range(len(self.target_ids)))
+        model = assign_replicas(brokers, op.partitions, 1, 0, 0)
+        return tuple(tuple(self.target_ids[b] for b in replicas) for replicas in model)
+
+    def _create(
+        self, s: ClusterState, op: CreateTopic, assignment: tuple[tuple[int, ...], ...]
+    ) -> tuple[Observation, ClusterState]:
+        out = step(s, actions.CreateTopic(op.topic, assignment))
+        return ErrorAnswer(out.error), out.state
+
+    def _produce(
+        self, s: ClusterState, op: Produce, producer_ids: Mapping[int, int]
+    ) -> tuple[Observation, ClusterState]:
+        answers: dict[TopicPartition, PartitionAnswer] = {}
+        pending: dict[int, tuple[TopicPartition, int]] = {}
+        for batch in op.batches:
+            pid = producer_ids.get(batch.producer, -1) if batch.producer >= 0 else -1
+            produce = actions.Produce(
+                batch.tp,
+                self.contact,
+                tuple(actions.ProducedRecord(v, k) for k, v in batch.records),
+                acks=op.acks,
+                producer_id=pid,
+                producer_epoch=batch.producer_epoch if pid >= 0 else -1,
+                base_sequence=batch.base_sequence if pid >= 0 else -1,
+                size_bytes=len(batch.build(pid, 0)),
+            )
+            out = step(s, produce)
+            s = out.state
+            if not isinstance(out, Ok):
+                answers[batch.tp] = PartitionAnswer(batch.tp, out.error)
+            elif out.reply.pending is not None:
+                pending[out.reply.pending] = (batch.tp, out.reply.log_start_offset)
+            else:
+                reply = out.reply
+                answers[batch.tp] = PartitionAnswer(
+                    batch.tp, ErrorCode.NONE, reply.base_offset, reply.log_start_offset
+                )
+        if op.acks == actions.ACKS_NONE:
+            failed = any(a.error != ErrorCode.NONE for a in answers.values())
+            return (Closed() if failed else NoAnswer()), s
+        if pending:
+            s = settle(s)
+            for request_id, (tp, log_start) in pending.items():
+                done = step(s, actions.CompleteProduce(request_id))
+                if not isinstance(done, Ok):
+                    raise OracleError(f"the acks=all produce to {tp} never completes")
+                s = done.state
+                err, base = done.reply.error, done.reply.base_offset
+                ok = err == ErrorCode.NONE
+                answers[tp] = (
+                    PartitionAnswer(tp, err, base, log_start) if ok else PartitionAnswer(tp, err)
+                )
+        return ProduceAnswer(tuple(answers[b.tp] for b in op.batches)), s
+
+    def _fetch(self, s: ClusterState, op: Fetch) -> FetchAnswer:
+        out = step(s, actions.Fetch(op.tp, self.contact, op.offset))
+        if not isinstance(out, Ok):
+            return FetchAnswer(out.error)
+        reply: Any = out.reply
+        return FetchAnswer(
+            ErrorCode.NONE,
+            reply.high_watermark,
+            reply.log_start_offset,
+            tuple(
+                FetchedRecord(
+                    reply.offset + i,
+                    r.key,
+                    r.value,
+                    r.producer_id,
+                    r.producer_epoch,
+                    r.sequence,
+                    r.leader_epoch,
+                )
+                for i, r in enumerate(reply.records)
+            ),
+        )
+
+    def _metadata(self, s: ClusterState, op: Metadata) -> MetadataAnswer:
+        topics = []
+        for name in op.topics:
+            if name not in s.topics:
+                topics.append(TopicInfo(name, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+                continue
+            parts = []
+            for p in range(len(s.topics[name])):
+                part = s.partitions[TopicPartition(name, p)]
+                zk = part.zk
+                if zk.leader == NO_LEADER:
+                    parts.append(PartitionInfo(p, ErrorCode.LEADER_NOT_AVAILABLE))
+                    continue
+                parts.append(
+                    PartitionInfo(
+                        p,
+                        ErrorCode.NONE,
+                        self.target_ids[zk.leader],
+                        zk.leader_epoch,
+                        tuple(self.target_ids[b] for b in part.replicas),
+                        tuple(sorted(self.target_ids[b] for b in zk.isr)),
+                    )
+                )
+            topics.append(TopicInfo(name, ErrorCode.NONE, tuple(parts)))
+        return MetadataAnswer(tuple(topics))
