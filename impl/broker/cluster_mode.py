@@ -27,6 +27,7 @@ from impl.storage.config import LogConfig
 from impl.storage.log_manager import LogManager
 from impl.zk import layout
 from impl.zk.metadata_sync import MetadataSync
+from impl.zk.producer_id_block import ZkProducerIdBlocks
 from impl.zk.registration import (
     BrokerRegistration,
     create_top_level_paths,
@@ -124,7 +125,7 @@ async def open_cluster_context(config: BrokerConfig, connect: str) -> ClusterMod
             logs=logs,
             partitions={},
             topics=topics,
-            producer_ids=ProducerIdAllocator.open(data_dir),
+            producer_ids=ProducerIdAllocator(ZkProducerIdBlocks(zk, config.broker_id)),
             data_arrived=asyncio.Condition(),
             cluster=ClusterMetadata(topics),
             zk=zk,

@@ -9,6 +9,8 @@ paths and the JSON of each znode, with encode/decode functions.  No I/O here.
     /admin/delete_topics/<t>                   pending topic deletion
     /cluster/id                                {"version":"1","id":"<id>"}
     /config/topics/<t>                         {"version":1,"config":{...}}
+    /latest_producer_id_block                  {"version":1,"broker":N,"block_start":"S",
+                                                "block_end":"E"} (ids as strings, E inclusive)
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ CONTROLLER_EPOCH = "/controller_epoch"
 DELETE_TOPICS = "/admin/delete_topics"
 CLUSTER_ID = "/cluster/id"
 CONFIG_TOPICS = "/config/topics"
+LATEST_PRODUCER_ID_BLOCK = "/latest_producer_id_block"  # ProducerIdBlockZNode.path
 
 # The persistent parents Kafka creates at start (KafkaZkClient.createTopLevelPaths).
 PERSISTENT_PATHS = (
@@ -41,6 +44,7 @@ PERSISTENT_PATHS = (
     "/config/changes",
     "/isr_change_notification",
     "/cluster",
+    LATEST_PRODUCER_ID_BLOCK,
 )
 
 NO_LEADER = -1  # LeaderAndIsr.NoLeader
@@ -259,3 +263,51 @@ def encode_topic_config(configs: Mapping[str, str]) -> bytes:
 def decode_topic_config(data: bytes) -> dict[str, str]:
     raw: dict[str, Any] = _loads(data)
     return {str(k): str(v) for k, v in (raw.get("config") or {}).items()}
+
+
+# --- /latest_producer_id_block ---------------------------------------------------------------
+
+PRODUCER_ID_BLOCK_SIZE = 1000  # ProducerIdsBlock.PRODUCER_ID_BLOCK_SIZE
+PRODUCER_ID_BLOCK_VERSION = 1  # ProducerIdBlockZNode.CurrentVersion
+MAX_PRODUCER_ID = 2**63 - 1  # producer ids are Java longs
+
+
+@attrs.frozen(slots=True)
+class ProducerIdBlock:
+    """The block of producer ids ``first`` .. ``last`` (both inclusive) that broker
+    ``broker`` claimed last (Kafka's ProducerIdsBlock)."""
+
+    broker: int
+    first: int
+    last: int
+
+    def following(self, broker: int) -> ProducerIdBlock | None:
+        """The next block, claimed by ``broker``; None once the ids are exhausted."""
+        if self.last > MAX_PRODUCER_ID - PRODUCER_ID_BLOCK_SIZE:
+            return None
+        return producer_id_block(broker, self.last + 1)
+
+
+def producer_id_block(broker: int, first: int = 0) -> ProducerIdBlock:
+    """A block of PRODUCER_ID_BLOCK_SIZE ids from ``first``, claimed by ``broker``."""
+    return ProducerIdBlock(broker, first, first + PRODUCER_ID_BLOCK_SIZE - 1)
+
+
+def encode_producer_id_block(block: ProducerIdBlock) -> bytes:
+    return _dumps(
+        {
+            "version": PRODUCER_ID_BLOCK_VERSION,
+            "broker": block.broker,
+            "block_start": str(block.first),
+            "block_end": str(block.last),
+        }
+    )
+
+
+def decode_producer_id_block(data: bytes) -> ProducerIdBlock | None:
+    """The block a znode holds; None for an empty znode (created by the top-level paths,
+    no block claimed yet)."""
+    if not data.strip():
+        return None
+    raw: dict[str, Any] = _loads(data)
+    return ProducerIdBlock(int(raw["broker"]), int(raw["block_start"]), int(raw["block_end"]))

@@ -32,9 +32,7 @@ HEARTBEAT_INTERVAL_MS = 500
 
 class ValuesProducer:
     """One idempotent acks=all confluent-kafka producer for a whole test, riding out
-    leader failovers.  One for the whole test, not one per call: a second idempotent
-    producer could be given the same producer id by another broker of the cluster (see
-    the status report of issue 5: ids are allocated per broker, not cluster-wide)."""
+    leader failovers (one for the whole test: fewer connections and producer ids)."""
 
     def __init__(self, bootstrap: str, timeout: float = DEADLINE_S) -> None:
         self.timeout = timeout
