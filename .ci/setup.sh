@@ -12,7 +12,8 @@
 #   2. the project is installed in it: `pip install -e '.[test,chaos]'` when the venv is
 #      new, pyproject.toml is newer than the stamp file .venv/.kafkaref-installed, or the
 #      set of top-level packages with an __init__.py changed since (see KR_PACKAGES);
-#   3. the Debian packages the project needs are installed (zookeeper, kcat). As root it
+#   3. the Debian packages the project needs are installed (zookeeper, kcat, and
+#      debootstrap, which makes the chaos experiments' base image). As root it
 #      runs `apt-get update` once and then `apt-get install`; otherwise it tries `sudo -n`;
 #      failing both it says what to install and goes on (only what needs them will fail).
 # Progress lines go to stderr ("kafkaref: ..."); the installers' own output is kept quiet,
@@ -33,7 +34,7 @@ KR_ROOT="${KR_ROOT:-$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." &&
 KR_VENV="$KR_ROOT/.venv"
 KR_STAMP="$KR_VENV/.kafkaref-installed"
 KR_EXTRAS="test,chaos"
-KR_DEBS=(zookeeper kcat)
+KR_DEBS=(zookeeper kcat debootstrap)
 # The top-level packages (as in pyproject's [tool.setuptools.packages.find] include). An
 # editable install only maps the packages that existed when it ran, so the stamp records
 # which have an __init__.py, and a new one triggers a reinstall.
@@ -109,6 +110,8 @@ kr_ensure_debs() {
     if ! command -v dpkg-query >/dev/null 2>&1; then
         # Not Debian: look for what the packages provide instead.
         command -v kcat >/dev/null 2>&1 || missing+=(kcat)
+        command -v debootstrap >/dev/null 2>&1 || [[ -x /usr/sbin/debootstrap ]] \
+            || missing+=(debootstrap)
         [[ -x /usr/share/zookeeper/bin/zkServer.sh ]] || command -v zkServer.sh >/dev/null 2>&1 \
             || missing+=(zookeeper)
         if [[ ${#missing[@]} -gt 0 ]]; then

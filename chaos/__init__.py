@@ -4,5 +4,7 @@ Jepsen's split, one module each: db (cluster lifecycle in containers), client, n
 (kill, pause, partition, restart), generator (the workload schedule), checker (the
 harness's history checkers) and report.  It depends on ``harness``, never the other way.
 
-Being built: this package is empty for now.
+Today: the images (``image_base``: debootstrap base; ``image``: wheelhouse and project
+layer), the cluster in containers (``db``, with ``docker_util`` and ``docker_util_net``)
+and ``kafkaref chaos build|clean`` (``cli``).  See docs/chaos.md.
 """

@@ -1,0 +1,1 @@
+"""Tests of chaos/: images built without a registry, clusters in Docker containers."""
