@@ -27,6 +27,10 @@ connections; SIGTERM (or Ctrl-C) shuts it down cleanly.
 Settings use Kafka's own property names (log.segment.bytes, log.retention.ms,
 log.retention.bytes, message.max.bytes, num.partitions, ...) in a Java .properties file
 given with --config; every setting not given takes Kafka's default.
+
+--mutant NAME starts it with a seeded defect switched on (the broker property
+kafkaref.mutant), to prove that a check catches it; `python -m impl.broker --list-mutants`
+lists them.
 """
 
 SHORT_HELP = "Run one kafkaref broker (Kafka wire protocol) in the foreground."
@@ -45,7 +49,9 @@ def parse_listen(value: str) -> str:
     return value
 
 
-def broker_argv(broker_id: int, listen: str, data_dir: Path, config: Path | None) -> list[str]:
+def broker_argv(
+    broker_id: int, listen: str, data_dir: Path, config: Path | None, mutant: str | None = None
+) -> list[str]:
     """The command line that ``kafkaref broker`` becomes."""
     argv = [
         sys.executable,
@@ -60,6 +66,8 @@ def broker_argv(broker_id: int, listen: str, data_dir: Path, config: Path | None
     ]
     if config is not None:
         argv += ["--config", str(config)]
+    if mutant is not None:
+        argv += ["--mutant", mutant]
     return argv
 
 
@@ -99,8 +107,18 @@ def broker_command(
             show_default=False,
         ),
     ] = None,
+    mutant: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME",
+            help="Switch on a seeded defect (deliberately wrong behaviour, for proving "
+            "checks); the broker refuses an unknown name. List: python -m impl.broker "
+            "--list-mutants.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    argv = broker_argv(broker_id, listen, data_dir, config)
+    argv = broker_argv(broker_id, listen, data_dir, config, mutant)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(argv[0], argv)

@@ -95,6 +95,7 @@ class ExampleRun:
     ) -> None:
         self.executor = executor
         self.oracle = oracle
+        executor.attach(oracle)
         self.tally = tally
         self.steps: list[Step] = []
         self._on_step = on_step
@@ -116,7 +117,9 @@ class ExampleRun:
 
     def cleanup(self) -> None:
         """Delete the topics this example created on the target (best effort: a target
-        that refuses, or a closed connection, leaves them)."""
+        that refuses, or a closed connection, leaves them); close the group members'
+        connections."""
+        self.executor.close_groups()
         names = [
             self.executor.topic(s.op.topic)
             for s in self.steps

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from harness.conform_faults import ProcessControl
 from harness.conform_ops import Operation, op_from_json
 from harness.conform_oracle import OracleError
 from harness.conform_report import (
@@ -32,7 +33,7 @@ from harness.conform_report import (
 )
 from harness.conform_run import DEFAULT_SHRINK_BUDGET_S, DEFAULT_STEPS, run_conformance
 from harness.conform_session import Session, TargetUnavailableError, open_session, replay
-from harness.conform_target import LOCAL, TargetDeclaration
+from harness.conform_target import LOCAL, LOCAL_BROKER_CONFIG, TargetDeclaration
 from harness.launcher import BrokerStartError, start_broker
 
 EXIT_CONFORMANT = 0
@@ -41,18 +42,25 @@ EXIT_NOT_RUN = 2
 EXIT_INTERRUPTED = 130
 DEFAULT_BUDGET_S = 60.0
 DEFAULT_REPLAY_FILE = Path("kafkaref-conform-replay.json")
+MUTANT_PROPERTY = "kafkaref.mutant"
+"""The broker property that switches on a seeded defect (the registry is the broker's:
+``python -m impl.broker --list-mutants``; the harness only passes the name on)."""
 
 HELP = """Check a Kafka cluster against the specification, through the wire protocol only.
 
 A Hypothesis state machine whose model is the spec drives the target: create topics,
 produce (random keys and values, acks 0/1/all, idempotent or not, keyed records through
-the default partitioner), fetch (also out of range), list offsets, metadata.  After every
-operation the answer must be one the spec allows from the model's state.  A divergence is
+the default partitioner), fetch (also out of range), list offsets, metadata, and consumer
+groups (join, sync, heartbeat, leave, commit and fetch offsets; members' parked requests
+answered when the spec says).  After every operation the answer must be one the spec
+allows from the model's state.  A divergence is
 shrunk to a minimal list of operations, printed with what the spec allows, and written to
 a replay file (--replay-file) that --replay performs again.
 
 The target is --bootstrap HOST:PORT (any Kafka-protocol cluster), or --local: a kafkaref
-broker this command starts and stops.  --target FILE.json declares what the target offers
+broker this command starts and stops (and restarts, to check recovery); --mutant NAME
+starts it with a seeded defect, which the check must find (python -m impl.broker
+--list-mutants lists them).  --target FILE.json declares what the target offers
 (see docs/harness.md); features it declares unsupported are reported, not failed.
 
 Exit status: 0 conformant, 1 divergences found, 2 could not run.
@@ -87,15 +95,19 @@ def load_operations(path: Path) -> list[Operation]:
 
 @contextmanager
 def _target(
-    bootstrap: str | None, local: bool, declaration: TargetDeclaration
+    bootstrap: str | None, local: bool, declaration: TargetDeclaration, mutant: str | None = None
 ) -> Iterator[Session]:
     if local:
+        config: dict[str, object] = dict(LOCAL_BROKER_CONFIG)
+        if mutant:
+            config[MUTANT_PROPERTY] = mutant
         try:
-            broker = start_broker()
+            broker = start_broker(config=config)
         except BrokerStartError as e:
             raise TargetUnavailableError(f"cannot start the local broker: {e}") from e
         with broker:
             session = open_session(broker.host, broker.port, declaration)
+            session.control = ProcessControl({broker.broker_id: broker})
             try:
                 yield session
             finally:
@@ -163,9 +175,20 @@ def conform_command(
             "once, checked, instead of searching.",
         ),
     ] = None,
+    mutant: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME",
+            help="With --local: start the broker with this seeded defect switched on "
+            "(python -m impl.broker --list-mutants); the check should exit 1.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     if local == (bootstrap is not None):
         raise typer.BadParameter("give either --bootstrap HOST:PORT or --local")
+    if mutant is not None and not local:
+        raise typer.BadParameter("--mutant needs --local (the harness starts that broker)")
     if budget is not None and examples is not None:
         raise typer.BadParameter("give --budget or --examples, not both")
     console = Console()
@@ -178,7 +201,7 @@ def conform_command(
         typer.echo(f"kafkaref conform: {e}", err=True)
         raise typer.Exit(EXIT_NOT_RUN) from None
     try:
-        with _target(bootstrap, local, declaration) as session:
+        with _target(bootstrap, local, declaration, mutant) as session:
             if operations is not None:
                 raise typer.Exit(_replay(session, operations, console))
             if examples is None and budget is None:
@@ -209,7 +232,9 @@ def conform_command(
         raise typer.Exit(EXIT_NOT_RUN) from None
     if result.divergences:
         write_json(replay_file, divergence_json(result.divergences[0]))
-    target_option = "--local" if local else f"--bootstrap {bootstrap}"
+    target_option = f"--bootstrap {bootstrap}"
+    if local:
+        target_option = f"--local --mutant {mutant}" if mutant else "--local"
     print_summary(result, console, replay_file if result.divergences else None, target_option)
     if report is not None:
         write_json(report, report_json(result))

@@ -6,7 +6,11 @@ example's producer slots.  Each operation is one request on the harness's client
 answer becomes an observation (``harness.conform_ops``).  An acks=0 produce gets no
 answer, so a cheap ApiVersions request follows it on the same connection: Kafka answers
 requests of a connection in order, so its answer proves the produce was handled and the
-connection stayed open (a failed acks=0 produce closes it).
+connection stayed open (a failed acks=0 produce closes it).  A broker restart
+(``harness.conform_faults``) goes through ``restart``, given by the session when the
+harness holds the target's broker processes; the client reconnects afterwards.  Group
+operations go to ``harness.conform_group_exec``, which checks their answers against the
+example's oracle as it reads them (:meth:`Executor.attach` gives it the oracle).
 """
 
 from __future__ import annotations
@@ -23,6 +27,10 @@ from harness.client import (
     ResponseTimeoutError,
 )
 from harness.client_admin import NewTopic
+from harness.conform_faults import RestartBroker, Restarted
+from harness.conform_group_exec import GroupExecutor, perform
+from harness.conform_group_model import GroupOracleError
+from harness.conform_group_ops import GROUP_OPERATIONS, GroupOperation
 from harness.conform_ops import (
     LOGICAL_TOPIC,
     Closed,
@@ -48,6 +56,7 @@ from harness.conform_ops import (
     TopicInfo,
     physical_topic,
 )
+from harness.conform_oracle import Oracle, OracleError
 from impl.wire import records as wire_records
 from spec.state import TopicPartition
 
@@ -107,12 +116,25 @@ class Executor:
         namespace: str,
         issued_ids: set[int],
         clock_ms: Callable[[], int] | None = None,
+        restart: Callable[[int], None] | None = None,
     ) -> None:
         self.client = client
         self.namespace = namespace
         self.issued_ids = issued_ids
         self.producer_ids: dict[int, int] = {}
         self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
+        self.restart = restart
+        """Kill and restart a broker (by the model's id), when the harness may."""
+        self.groups = GroupExecutor(client, f"{namespace}g", self.topic, self.logical)
+        self._oracle: Oracle | None = None
+
+    def attach(self, oracle: Oracle) -> None:
+        """The example's oracle, which group operations are checked against as they go."""
+        self._oracle = oracle
+
+    def close_groups(self) -> None:
+        """Close the group members' connections (at the example's end)."""
+        self.groups.close()
 
     def topic(self, logical: str) -> str:
         return physical_topic(self.namespace, logical)
@@ -143,6 +165,10 @@ class Executor:
             return Failed(f"{type(e).__name__}: {e}")
 
     def _run(self, op: Operation, explicit: tuple[tuple[int, ...], ...]) -> Observation:
+        if isinstance(op, RestartBroker):
+            return self._restart(op)
+        if isinstance(op, GROUP_OPERATIONS):
+            return self._group(op)
         if isinstance(op, CreateTopic):
             new = NewTopic(self.topic(op.topic), op.partitions, 1)
             if op.explicit:
@@ -170,6 +196,30 @@ class Executor:
             self.producer_ids[op.slot] = pid.producer_id
             return ProducerIdAnswer(pid.error, fresh, pid.producer_epoch)
         return self._metadata(op)
+
+    def _restart(self, op: RestartBroker) -> Observation:
+        if self.restart is None:
+            return Failed("the harness cannot restart this target's brokers")
+        self.client.close()
+        try:
+            self.restart(op.broker)
+        except Exception as e:
+            return Failed(f"broker {op.broker} did not come back: {type(e).__name__}: {e}")
+        self.groups.broker_restarted()
+        return Restarted()
+
+    def _group(self, op: GroupOperation) -> Observation:
+        oracle = self._oracle
+        if oracle is None:
+            return Failed("group operations need the example's oracle (Executor.attach)")
+
+        def exists(tp: TopicPartition) -> bool:
+            return 0 <= tp.partition < (oracle.partition_count(tp.topic) or 0)
+
+        try:
+            return perform(self.groups, oracle.groups, op, exists)
+        except GroupOracleError as e:
+            raise OracleError(str(e)) from None
 
     def _produce(self, op: Produce) -> Observation:
         now = self._clock_ms()

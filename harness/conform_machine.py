@@ -28,6 +28,16 @@ Rules:
 ``fetch``                    a consumer fetch at any offset from -1 to the log end + 2
 ``list_offsets``             earliest or latest offset
 ``metadata``                 Metadata of some topics, and of one never created
+``produce_stale_epoch``      a zombie producer: a new batch from an older epoch than the
+                             partition has acknowledged (INVALID_PRODUCER_EPOCH)
+``produce_corrupt``          a batch whose CRC fails (CORRUPT_MESSAGE)
+``produce_too_large``        a batch over message.max.bytes (MESSAGE_TOO_LARGE)
+``restart_broker``           the broker is killed (SIGKILL) and restarted on its data,
+                             once per example, when the harness holds its process
+
+and the consumer group rules of ``harness.conform_group_rules`` (join_group, sync_group,
+heartbeat, leave_group, consumer_poll, commit_offsets, inspect_group), inherited, when
+the target declares and offers groups.
 """
 
 from __future__ import annotations
@@ -36,9 +46,11 @@ from typing import Any
 
 import attrs
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
+from hypothesis.stateful import precondition, rule
 
 from harness.conform_check import ExampleRun
+from harness.conform_faults import RestartBroker
+from harness.conform_group_rules import GroupRules
 from harness.conform_ops import (
     INVALID_TOPIC_NAMES,
     Batch,
@@ -65,6 +77,10 @@ RETRY_WINDOW = 7
 """How far back a retried batch may be: past the broker's five, to see it refused."""
 NEVER_CREATED = "t99"
 INVALID_ACKS = 2
+MAX_RESTARTS = 1
+"""Broker restarts per example (each takes a fraction of a second)."""
+MAX_TOO_LARGE_BYTES = 8 << 20
+"""produce_too_large sends a value of message.max.bytes: not when that is larger."""
 
 VALUES = st.binary(max_size=40)
 KEYS = st.one_of(st.none(), st.binary(max_size=6))
@@ -89,7 +105,7 @@ class ProducerView:
     acknowledged: list[Batch] = attrs.field(factory=list)
 
 
-class ConformanceMachine(RuleBasedStateMachine):
+class ConformanceMachine(GroupRules):
     """One example: a fresh namespace of topics on the target, a fresh model."""
 
     def __init__(self, example: ExampleRun, declaration: TargetDeclaration) -> None:
@@ -100,6 +116,8 @@ class ConformanceMachine(RuleBasedStateMachine):
         self.created = 0
         self.producers: dict[int, ProducerView] = {}
         self.slots = 0
+        self.restarts = 0
+        self.max_bytes = declaration.spec_config().message_max_bytes
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -217,6 +235,20 @@ class ConformanceMachine(RuleBasedStateMachine):
         view.next_sequence.clear()
         self.example.tally.rules["bump_epoch"] += 1  # client side: no operation
 
+    @precondition(lambda self: any(v.epoch and v.next_sequence for v in self.producers.values()))
+    @rule(data=st.data(), records=RECORDS, sequence=st.integers(0, 3))
+    def produce_stale_epoch(self, data: st.DataObject, records: Records, sequence: int) -> None:
+        """A zombie producer: a new batch from an epoch older than the one the partition
+        has acknowledged since the producer bumped it."""
+        slots = [s for s, v in sorted(self.producers.items()) if v.epoch > 0 and v.next_sequence]
+        slot = data.draw(st.sampled_from(slots), label="producer")
+        view = self.producers[slot]
+        tps = sorted(view.next_sequence, key=lambda tp: (tp.topic, tp.partition))
+        tp = data.draw(st.sampled_from(tps), label="partition")
+        epoch = data.draw(st.integers(0, view.epoch - 1), label="epoch")
+        batch = Batch(tp, records, slot, epoch, sequence)
+        self._perform("produce_stale_epoch", Produce((batch,), ACKS_ALL))
+
     # --- consume ------------------------------------------------------------------------
 
     @precondition(lambda self: bool(self.topics))
@@ -242,6 +274,33 @@ class ConformanceMachine(RuleBasedStateMachine):
             st.lists(st.sampled_from(names), min_size=1, max_size=3, unique=True), label="topics"
         )
         self._perform("metadata", Metadata(tuple(topics)))
+
+    # --- what the spec leaves to the harness: corrupt and oversized batches, restarts ----
+
+    @precondition(lambda self: bool(self.topics))
+    @rule(data=st.data(), records=RECORDS, acks=ACKS)
+    def produce_corrupt(self, data: st.DataObject, records: Records, acks: int) -> None:
+        tp = self._partition(data, self._topic(data), beyond=True)
+        self._perform("produce_corrupt", Produce((Batch(tp, records, corrupt=True),), acks))
+
+    @precondition(lambda self: bool(self.topics) and self.max_bytes <= MAX_TOO_LARGE_BYTES)
+    @rule(data=st.data(), acks=IDEMPOTENT_ACKS)
+    def produce_too_large(self, data: st.DataObject, acks: int) -> None:
+        tp = self._partition(data, self._topic(data), beyond=False)
+        records = ((None, bytes(self.max_bytes)),)
+        self._perform("produce_too_large", Produce((Batch(tp, records),), acks))
+
+    @precondition(
+        lambda self: (
+            self.example.executor.restart is not None
+            and self.restarts < MAX_RESTARTS
+            and bool(self.topics)
+        )
+    )
+    @rule()
+    def restart_broker(self) -> None:
+        self.restarts += 1
+        self._perform("restart_broker", RestartBroker(0))
 
     def teardown(self) -> None:
         """Delete the example's topics on the target (best effort, not checked)."""

@@ -8,6 +8,7 @@ what the target answered and what the spec allows compare with ``==`` (an error 
 keeps only its error code; fetched batches become records with their offsets).
 
 Both round-trip through JSON, which is how a divergence's operations are stored for replay.
+The consumer group operations and answers are ``harness.conform_group_ops``'s.
 """
 
 from __future__ import annotations
@@ -19,6 +20,15 @@ from typing import Any
 import attrs
 
 from harness.client import Error, error_name
+from harness.conform_faults import RestartBroker, Restarted, corrupt
+from harness.conform_group_ops import (
+    GROUP_KINDS,
+    GroupAnswer,
+    GroupOperation,
+    GroupStep,
+    SlotAnswer,
+    group_op_from_json,
+)
 from impl.wire import records as wire_records
 from spec.actions import ACKS_ALL, EARLIEST_TIMESTAMP
 from spec.state import TopicPartition
@@ -52,7 +62,7 @@ class CreateTopic:
 class Batch:
     """One record batch of a Produce request: for ``tp``, uncompressed or gzip, plain or
     from the idempotent producer in ``producer`` slot (-1: none) with its epoch and base
-    sequence."""
+    sequence; ``corrupt``: with a byte flipped after it was built (its CRC fails)."""
 
     tp: TopicPartition
     records: Records
@@ -60,9 +70,12 @@ class Batch:
     producer_epoch: int = -1
     base_sequence: int = -1
     gzip: bool = False
+    corrupt: bool = False
 
     def build(self, producer_id: int, timestamp: int) -> bytes:
         """The batch's bytes with the target's ``producer_id`` for the slot (-1: none)."""
+        if self.corrupt:
+            return corrupt(attrs.evolve(self, corrupt=False).build(producer_id, timestamp))
         return wire_records.build_batch(
             self.records,
             timestamp=timestamp,
@@ -79,7 +92,8 @@ class Batch:
             if self.producer >= 0
             else ""
         )
-        return f"{self.tp} [{shown}]{' gzip' if self.gzip else ''}{idem}"
+        flags = (" gzip" if self.gzip else "") + (" CORRUPT (CRC fails)" if self.corrupt else "")
+        return f"{self.tp} [{shown}]{flags}{idem}"
 
 
 @attrs.frozen(slots=True)
@@ -137,7 +151,16 @@ class Metadata:
         return f"Metadata {', '.join(self.topics)}"
 
 
-Operation = CreateTopic | Produce | Fetch | ListOffsets | InitProducerId | Metadata
+Operation = (
+    CreateTopic
+    | Produce
+    | Fetch
+    | ListOffsets
+    | InitProducerId
+    | Metadata
+    | RestartBroker
+    | GroupOperation
+)
 
 
 def _record_text(key: bytes | None, value: bytes | None) -> str:
@@ -319,6 +342,10 @@ Observation = (
     | OffsetAnswer
     | ProducerIdAnswer
     | MetadataAnswer
+    | Restarted
+    | GroupStep
+    | SlotAnswer
+    | GroupAnswer
 )
 
 
@@ -331,6 +358,8 @@ _OPS: Mapping[str, type[Any]] = {
     "list_offsets": ListOffsets,
     "init_producer_id": InitProducerId,
     "metadata": Metadata,
+    "restart_broker": RestartBroker,
+    **GROUP_KINDS,
 }
 _KIND = {cls: kind for kind, cls in _OPS.items()}
 
@@ -372,6 +401,7 @@ def op_from_json(data: Mapping[str, Any]) -> Operation:
                 producer_epoch=int(b["producer_epoch"]),
                 base_sequence=int(b["base_sequence"]),
                 gzip=bool(b["gzip"]),
+                corrupt=bool(b.get("corrupt", False)),
             )
             for b in data["batches"]
         )
@@ -385,6 +415,10 @@ def op_from_json(data: Mapping[str, Any]) -> Operation:
         return InitProducerId(int(data["slot"]))
     if kind == "metadata":
         return Metadata(tuple(str(t) for t in data["topics"]))
+    if kind == "restart_broker":
+        return RestartBroker(int(data["broker"]))
+    if isinstance(kind, str) and kind in GROUP_KINDS:
+        return group_op_from_json(kind, data)
     raise ValueError(f"unknown operation {kind!r}")
 
 

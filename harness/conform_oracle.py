@@ -15,6 +15,17 @@ internal steps can reach, and the same filtering keeps it small.
 
 The target's broker ids are mapped to the model's (0..n-1, in sorted order); producer ids
 are the target's own, as it handed them out.
+
+Two things the spec does not model are decided here: a batch whose CRC fails is refused
+with CORRUPT_MESSAGE wherever the spec would append it (Kafka validates the CRC after
+everything the spec checks for a plain batch: partition, acks, ISR size, batch size), and
+a broker restart is the spec's crash (nothing lost: a killed process's writes are in the
+page cache) followed by its restart (``harness.conform_faults``); the group coordinator
+restarts with it and reloads its groups from ``__consumer_offsets``.
+
+Consumer groups have an oracle of their own (``harness.conform_group_oracle``, the spec's
+``spec.group``): their answers may come long after their requests, so they are checked as
+the executor reads them, and ``check`` reports that verdict.
 """
 
 from __future__ import annotations
@@ -24,6 +35,9 @@ from typing import Any
 
 import attrs
 
+from harness.conform_faults import ModelError, RestartBroker, Restarted, crash_and_restart
+from harness.conform_group_ops import GROUP_OPERATIONS, GroupStep
+from harness.conform_group_oracle import GroupOracle
 from harness.conform_ops import (
     Closed,
     CreateTopic,
@@ -100,6 +114,9 @@ class Oracle:
         elected = step(s, actions.ElectController(self._model_id.get(controller, 0)))
         assert isinstance(elected, Ok)
         self.candidates: tuple[ClusterState, ...] = (settle(elected.state),)
+        self.groups = GroupOracle(config)
+        """The example's group (``harness.conform_group_oracle``): group operations are
+        checked as the executor performs them, and their verdict is read here."""
 
     # --- what the machine may ask -----------------------------------------------------
 
@@ -125,6 +142,9 @@ class Oracle:
         """The spec's verdict on ``observed`` as the answer to ``op``; when allowed, the
         candidates become the states consistent with it.  ``producer_ids`` maps producer
         slots to the ids the target handed out."""
+        if isinstance(op, GROUP_OPERATIONS):
+            ok = isinstance(observed, GroupStep) and self.groups.verdict.ok
+            return Verdict(ok, self.groups.verdict.allowed)
         outcomes: list[tuple[Observation, ClusterState]] = []
         for s in self.candidates:
             outcomes += self._outcomes(s, op, producer_ids)
@@ -135,6 +155,8 @@ class Oracle:
         if len(kept) > MAX_CANDIDATES:
             raise OracleError(f"{len(kept)} model states agree with the target; too many")
         self.candidates = kept
+        if isinstance(op, RestartBroker):
+            self.groups.restart()
         return Verdict(True, allowed)
 
     def _outcomes(
@@ -153,6 +175,12 @@ class Oracle:
         if isinstance(op, InitProducerId):
             _, _, epoch = init_producer_id(ProducerIdState())
             return [(ProducerIdAnswer(ErrorCode.NONE, True, epoch), s)]
+        if isinstance(op, RestartBroker):
+            try:
+                return [(Restarted(), crash_and_restart(s, op.broker))]
+            except ModelError as e:
+                raise OracleError(str(e)) from None
+        assert isinstance(op, Metadata)
         return [(self._metadata(s, op), s)]
 
     def _assignments(
@@ -203,6 +231,9 @@ class Oracle:
                 size_bytes=len(batch.build(pid, 0)),
             )
             out = step(s, produce)
+            if batch.corrupt and isinstance(out, Ok):
+                answers[batch.tp] = PartitionAnswer(batch.tp, ErrorCode.CORRUPT_MESSAGE)
+                continue
             s = out.state
             if not isinstance(out, Ok):
                 answers[batch.tp] = PartitionAnswer(batch.tp, out.error)

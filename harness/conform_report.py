@@ -206,6 +206,8 @@ def report_json(result: RunResult) -> dict[str, Any]:
         "conformant": result.conformant,
         "seed": result.seed,
         "seconds": round(result.seconds, 3),
+        "shrink_seconds": round(result.shrink_seconds, 3),
+        "shrink_replays": result.shrink_replays,
         "operations": tally.operations,
         "examples": tally.examples,
         "api_versions": result.versions,

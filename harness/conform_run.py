@@ -168,7 +168,7 @@ def run_conformance(
     result = RunResult(
         target=f"{client.host}:{client.port}",
         declaration=session.declaration,
-        features=feature_status(session.declaration, client),
+        features=feature_status(session.declaration, client, session.can_restart),
         versions={API_NAMES[k]: client.version(k) for k in sorted(API_NAMES) if client.offers(k)},
         seed=first,
         tally=session.tally,

@@ -21,6 +21,7 @@ from harness.client import CREATE_TOPICS, ClientError, KafkaClient
 from harness.client_admin import MetadataResult
 from harness.conform_check import DivergenceError, ExampleRun, Step, Tally
 from harness.conform_exec import Executor
+from harness.conform_faults import BrokerControl
 from harness.conform_ops import Observation, Operation
 from harness.conform_oracle import Oracle
 from harness.conform_target import TargetDeclaration
@@ -76,6 +77,18 @@ class Session:
         self.notes: list[str] = []
         """Protocol oddities met outside the spec's scope, for the report."""
         self.on_step: Callable[[], None] | None = None
+        self.control: BrokerControl | None = None
+        """Set when the harness holds the target's broker processes (``--local``)."""
+
+    @property
+    def can_restart(self) -> bool:
+        """Whether the harness may and can restart the target's brokers."""
+        return self.control is not None and self.declaration.may_kill_brokers
+
+    def _restart(self, broker: int) -> None:
+        """Restart the broker with the model's id ``broker``."""
+        assert self.control is not None
+        self.control.restart(sorted(self.brokers)[broker])
 
     def new_example(self, tally: Tally | None = None) -> ExampleRun:
         """A fresh namespace on the target and a fresh model; its operations are counted
@@ -84,7 +97,8 @@ class Session:
         tally.examples += 1
         self.namespaces += 1
         namespace = f"conform-{self.run_id}-{self.namespaces}-"
-        executor = Executor(self.client, namespace, self.issued_ids)
+        restart = self._restart if self.can_restart else None
+        executor = Executor(self.client, namespace, self.issued_ids, restart=restart)
         oracle = Oracle(self.config, self.brokers, self.controller, self.contact)
         return ExampleRun(executor, oracle, tally, self.on_step)
 

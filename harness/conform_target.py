@@ -26,6 +26,7 @@ from typing import Any
 import attrs
 
 from harness.client import API_NAMES, GROUP_APIS, INIT_PRODUCER_ID, KafkaClient
+from harness.conform_group_ops import DESCRIBE_GROUPS
 from spec.config import SpecConfig
 
 SPEC_SETTINGS: Mapping[str, str] = {
@@ -45,7 +46,7 @@ FEATURES: Mapping[str, str] = {
 }
 """Optional features and what each covers, as the summary lists them."""
 
-NOT_YET_CHECKED = frozenset({"groups", "may_kill_brokers", "may_pause_brokers"})
+NOT_YET_CHECKED = frozenset({"may_pause_brokers"})
 """Features whose rules this version of the harness does not have yet."""
 
 
@@ -112,13 +113,33 @@ class TargetDeclaration:
 LOCAL = TargetDeclaration(name="kafkaref (local)", may_kill_brokers=True, may_pause_brokers=True)
 """The local reference broker ``--local`` starts: it offers every feature."""
 
+LOCAL_BROKER_CONFIG: Mapping[str, str] = {"group.initial.rebalance.delay.ms": "0"}
+"""Settings of the broker ``--local`` starts: no initial rebalance delay, so a group's
+first JoinGroup is answered at once (with Kafka's 3 s the harness waits for it: the same
+answer, later; see docs/harness.md, "Consumer groups")."""
 
-def feature_status(declaration: TargetDeclaration, client: KafkaClient) -> dict[str, str]:
+
+GROUPS_MIN_MESSAGE_BYTES = 16_384
+"""Below this ``message.max.bytes`` (which ``__consumer_offsets`` takes too, as in Kafka) an
+offset commit or a group's metadata record may be refused as too large
+(INVALID_COMMIT_OFFSET_SIZE), which the spec does not model: the group rules do not run."""
+
+
+def groups_fit(declaration: TargetDeclaration) -> bool:
+    """Whether the group rules can run against a target with this declaration's settings."""
+    return declaration.spec_config().message_max_bytes >= GROUPS_MIN_MESSAGE_BYTES
+
+
+def feature_status(
+    declaration: TargetDeclaration, client: KafkaClient, can_restart: bool = False
+) -> dict[str, str]:
     """Per optional feature: ``checked``, ``declared unsupported``, ``not offered``
-    (missing from the target's ApiVersions) or ``not yet checked`` (no rules yet)."""
+    (missing from the target's ApiVersions) or ``not yet checked`` (no rules yet).
+    Broker restarts need the harness to hold the brokers' processes (``can_restart``)."""
     offered = {
         "idempotence": client.offers(INIT_PRODUCER_ID),
-        "groups": all(client.offers(k) for k in GROUP_APIS),
+        "groups": all(client.offers(k) for k in GROUP_APIS)
+        and DESCRIBE_GROUPS in client.broker_versions,
     }
     out = {}
     for feature in FEATURES:
@@ -126,6 +147,13 @@ def feature_status(declaration: TargetDeclaration, client: KafkaClient) -> dict[
             out[feature] = "declared unsupported"
         elif not offered.get(feature, True):
             out[feature] = "not offered (ApiVersions)"
+        elif feature == "may_kill_brokers" and not can_restart:
+            out[feature] = "not checked (the harness holds no broker process)"
+        elif feature == "groups" and not groups_fit(declaration):
+            out[feature] = (
+                f"not checked (message.max.bytes below {GROUPS_MIN_MESSAGE_BYTES}: "
+                "group records may not fit in __consumer_offsets)"
+            )
         elif feature in NOT_YET_CHECKED:
             out[feature] = "not yet checked"
         else:

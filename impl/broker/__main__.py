@@ -5,7 +5,10 @@ cleanly (logs flushed and closed) on SIGTERM or SIGINT.
 
 With zookeeper.connect set the broker runs in cluster mode (impl.broker.cluster_mode):
 topics, leaders and ISRs come from ZooKeeper, and "listening" is printed once it has
-registered there."""
+registered there.
+
+A seeded defect (impl.mutants) is switched on by the property kafkaref.mutant or by
+``--mutant NAME``; ``--list-mutants`` prints the registry as JSON and exits."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import faulthandler
+import json
 import logging
 import signal
 import sys
@@ -21,6 +25,7 @@ from pathlib import Path
 
 import attrs
 
+from impl import mutants
 from impl.broker.admin import open_partitions
 from impl.broker.cluster_metadata import ClusterMetadata
 from impl.broker.cluster_mode import ClusterMode, open_cluster_context, zookeeper_connect
@@ -43,12 +48,31 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+class _ListMutants(argparse.Action):
+    """``--list-mutants``: print the registry of seeded defects as JSON and exit 0."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        print(json.dumps(mutants.registry_json(), indent=2))
+        parser.exit()
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m impl.broker", description=__doc__)
     parser.add_argument("--id", type=int, required=True, help="broker.id")
     parser.add_argument("--listen", required=True, help="HOST:PORT (listeners)")
     parser.add_argument("--data-dir", required=True, help="the data directory (log.dirs)")
     parser.add_argument("--config", help="a Kafka server.properties file")
+    parser.add_argument(
+        "--mutant",
+        metavar="NAME",
+        help=f"switch on a seeded defect (sets the property {mutants.PROPERTY})",
+    )
+    parser.add_argument(
+        "--list-mutants",
+        nargs=0,
+        action=_ListMutants,
+        help="print the seeded defects (JSON) and exit",
+    )
     return parser.parse_args(argv)
 
 
@@ -61,6 +85,8 @@ def load_config(args: argparse.Namespace) -> BrokerConfig:
     if args.config:
         properties = parse_properties(Path(args.config).read_text(encoding="utf-8"))
     host, port = listener
+    if args.mutant is not None:
+        properties[mutants.PROPERTY] = args.mutant
     return BrokerConfig.build(args.id, host, port, str(Path(args.data_dir)), properties)
 
 
@@ -188,9 +214,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         config = load_config(args)
-    except (ConfigError, OSError) as e:
+        mutant = config.explicit.get(mutants.PROPERTY, "").strip()
+        mutants.activate(mutant)
+    except (ConfigError, OSError, mutants.UnknownMutantError) as e:
         print(f"kafkaref broker: {e}", file=sys.stderr)
         return 2
+    if mutant:
+        _log.warning("seeded defect %r is ON: this broker is wrong on purpose", mutant)
     try:
         asyncio.run(serve(config))
     except (OSError, ZkError, ValueError) as e:  # no bind, bad data dir, no ZooKeeper, ...

@@ -6,6 +6,7 @@ ZooKeeper session, the replica manager and the metadata cache."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from typing import TYPE_CHECKING
 
 import attrs
@@ -24,7 +25,12 @@ if TYPE_CHECKING:
     from impl.storage.log_manager import LogManager
     from impl.zk.session import ZkSession
 
-__all__ = ["BrokerContext", "TopicPartition"]
+__all__ = ["CLIENT_HOST", "BrokerContext", "TopicPartition"]
+
+CLIENT_HOST: contextvars.ContextVar[str] = contextvars.ContextVar("client_host", default="")
+"""The address of the client whose request is being handled, as Kafka prints an
+``InetAddress`` ("/127.0.0.1"): set by each connection's worker task (its own context),
+read by DescribeGroups for a member's ``client_host``."""
 
 
 @attrs.define

@@ -21,6 +21,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
+from impl import mutants
 from impl.broker.kio_build import build, nested, response_class
 from impl.broker.partition import PartitionError, PartitionState, not_led_error
 from spec.errors import ErrorCode
@@ -217,8 +218,11 @@ def _read_one(
         # Consumers read committed data only; without transactions the last stable
         # offset is the high watermark, so both isolation levels read up to it.
         max_offset = partition.high_watermark
+        if mutants.active(mutants.SERVE_ABOVE_HIGH_WATERMARK):
+            max_offset = partition.log_end_offset
     partition.check_fetch_offset(w.offset)
-    return partition.read(w.offset, max_bytes, min_one, max_offset)
+    offset = w.offset + 1 if mutants.active(mutants.FETCH_OFF_BY_ONE) else w.offset
+    return partition.read(offset, max_bytes, min_one, max_offset)
 
 
 def _response(

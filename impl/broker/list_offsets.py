@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from impl import mutants
 from impl.broker.kio_build import build, nested, response_class
 from impl.broker.partition import PartitionState, not_led_error
 from impl.storage.partition_log import PartitionLog
@@ -81,9 +82,12 @@ def _answer(
     log = partition.log
     if timestamp == EARLIEST_TIMESTAMP:
         start = log.start_offset
+        if mutants.active(mutants.WRONG_LOG_START_OFFSET) and start >= fetchable:
+            return ErrorCode.NONE, NO_TIMESTAMP, -1, -1
         return ErrorCode.NONE, NO_TIMESTAMP, start, _epoch_for_offset(log, start)
     if timestamp == LATEST_TIMESTAMP:
-        return ErrorCode.NONE, NO_TIMESTAMP, fetchable, partition.leader_epoch
+        off_by_one = mutants.active(mutants.LIST_OFFSETS_LATEST_OFF_BY_ONE)
+        return ErrorCode.NONE, NO_TIMESTAMP, fetchable - off_by_one, partition.leader_epoch
     if timestamp == MAX_TIMESTAMP:
         largest = max((seg.max_timestamp for seg in log.segments), default=NO_TIMESTAMP)
         found = log.offset_for_timestamp(largest) if largest >= 0 else None

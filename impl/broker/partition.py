@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from impl import mutants
 from impl.storage.errors import StorageError
 from impl.storage.partition_log import AppendInfo, PartitionLog
 from impl.wire import records
@@ -278,7 +279,7 @@ class PartitionState:
         hw = self.log.end_offset
         if hw <= self.high_watermark:
             return False
-        for r in self.isr:
+        for r in () if mutants.active(mutants.HW_PAST_ISR) else self.isr:
             if r != self.leader_id:
                 f = self.followers.get(r)
                 leo = UNKNOWN_OFFSET if f is None else f.log_end_offset
@@ -349,7 +350,10 @@ class PartitionState:
 
     def check_fetch_offset(self, offset: int) -> None:
         """Raise OFFSET_OUT_OF_RANGE unless log start <= offset <= log end."""
-        if not self.log.start_offset <= offset <= self.log.end_offset:
+        end = self.log.end_offset
+        if mutants.active(mutants.FETCH_AT_LOG_END_OUT_OF_RANGE):
+            end -= 1
+        if not self.log.start_offset <= offset <= end:
             raise PartitionError(
                 ErrorCode.OFFSET_OUT_OF_RANGE,
                 f"offset {offset} outside [{self.log.start_offset}, {self.log.end_offset}]",

@@ -5,7 +5,8 @@ leader's epoch, and answer with its base offset.  acks=-1 waits for the high wat
 min.insync.replicas meanwhile, NOT_LEADER_OR_FOLLOWER if this broker stopped leading,
 REQUEST_TIMED_OUT at the request's timeout); a partition led elsewhere is
 NOT_LEADER_OR_FOLLOWER; acks=0 gets no answer (its connection is closed instead when a
-partition failed, as Kafka does).  Long-polling fetches are woken once after the
+partition failed, as Kafka does).  Clients cannot append to ``__consumer_offsets``
+(INVALID_TOPIC_EXCEPTION, as Kafka).  Long-polling fetches are woken once after the
 request's appends.
 
 The request comes from ``impl.wire.produce_request`` (the server reads Produce bodies with
@@ -17,6 +18,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING
 
+from impl import mutants
 from impl.broker.partition import (
     VALID_ACKS,
     PartitionError,
@@ -24,6 +26,7 @@ from impl.broker.partition import (
     not_led_error,
     validate_batch,
 )
+from impl.group.partitioner import GROUP_METADATA_TOPIC_NAME
 from impl.wire.produce_request import ProduceRequest, from_entity
 from impl.wire.produce_response import encode_produce_response
 from spec.errors import ErrorCode
@@ -72,6 +75,10 @@ async def handle_produce(
                     raise PartitionError(not_led_error(ctx, tp))
                 if acks not in VALID_ACKS:
                     raise PartitionError(ErrorCode.INVALID_REQUIRED_ACKS, f"acks={acks}")
+                if name == GROUP_METADATA_TOPIC_NAME:  # only the coordinator writes it
+                    raise PartitionError(
+                        ErrorCode.INVALID_TOPIC_EXCEPTION, f"Cannot append to internal topic {name}"
+                    )
                 if data is None:
                     raise PartitionError(ErrorCode.INVALID_RECORD, "no record batch")
                 batch_header = validate_batch(data)
@@ -86,7 +93,7 @@ async def handle_produce(
                 answers.append((index, e.code, -1, start, str(e)))
                 continue
             appended = True
-            if acks == -1:
+            if acks == -1 and not mutants.active(mutants.ACK_BEFORE_REPLICATE):
                 committed = info.last_offset + 1
                 waits.append((partition, committed, min_insync, len(results), len(answers)))
             answers.append((index, ErrorCode.NONE, info.base_offset, info.log_start_offset, None))

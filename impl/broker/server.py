@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, cast
 from kio.static.protocol import Entity, Payload, RequestPayload
 
 from impl.broker.apis import API_VERSIONS, APIS, PRODUCE, supported_versions
+from impl.broker.context import CLIENT_HOST
 from impl.broker.produce import handle_produce
 from impl.wire import codec
 from impl.wire.framing import FrameError, FrameReader, parse_request_header
@@ -164,12 +165,14 @@ class Connection(asyncio.Protocol):
         self._closed = False
         self._worker: asyncio.Task[None] | None = None
         self._peer = "?"
+        self._host = ""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
         peer = transport.get_extra_info("peername")
         self._peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self._host = f"/{peer[0]}" if isinstance(peer, tuple) else ""
         self._server._connections.add(self)
         self._worker = asyncio.get_running_loop().create_task(self._run())
 
@@ -235,6 +238,7 @@ class Connection(asyncio.Protocol):
     async def _run(self) -> None:
         transport = self._transport
         assert transport is not None
+        CLIENT_HOST.set(self._host)  # this task's own context: its requests' client address
         queue = self._queue
         loop = asyncio.get_running_loop()
         try:

@@ -321,24 +321,26 @@ class GroupCoordinator:
 
     def describe_group(self, group_id: str) -> tuple[ErrorCode, GroupSummary]:
         """``handleDescribeGroup``: Dead for a group this coordinator does not hold (one
-        with committed offsets only is held, Empty)."""
+        with committed offsets only is held, Empty: see ``groups_loaded``)."""
         err = self.status(group_id, empty_id_ok=True)
         if err is not ErrorCode.NONE:
             return err, NO_GROUP
         g = self.state.groups.get(group_id)
-        log = self.group_log
-        if g is None and log is not None and log.has_offsets(group_id):
-            # a group that only committed offsets (read back from the log): Kafka holds
-            # it as an Empty group with no protocol type
-            g = self.state.groups[group_id] = Group(group_id, state_timestamp_ms=now_ms())
         return ErrorCode.NONE, DEAD_GROUP if g is None else summary(g)
 
     # --- the offsets log's side of the interface --------------------------------------
 
-    def groups_loaded(self, partition: int, groups: dict[str, GroupRecord]) -> None:
-        """A ``__consumer_offsets`` partition was loaded: its groups are served from now."""
-        _log.info("loaded %d groups of partition %d", len(groups), partition)
-        self.state.load(groups, now_ms())
+    def groups_loaded(
+        self, partition: int, groups: dict[str, GroupRecord], offsets_only: frozenset[str]
+    ) -> None:
+        """A ``__consumer_offsets`` partition was loaded: its groups are served from now,
+        those with only committed offsets (simple consumers) as Empty groups with no
+        protocol type, as Kafka's loader makes them."""
+        _log.info("loaded %d groups of partition %d", len(groups) + len(offsets_only), partition)
+        now = now_ms()
+        self.state.load(groups, now)
+        for gid in offsets_only:
+            self.state.groups.setdefault(gid, Group(gid, state_timestamp_ms=now))
         self._flush()
 
     def partition_unloaded(self, partition: int) -> None:

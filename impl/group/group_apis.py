@@ -12,7 +12,8 @@ at the top level; v3+ name several.  ListGroups v4 filters by state, v5 by group
 (every group here is ``classic``).  DescribeGroups v3+ reports the authorized operations
 when asked (no authorizer: all of a group's).
 
-This broker does not know the client's address: ``client_host`` is reported empty.
+A member's ``client_host`` is the joining connection's address as Kafka prints it
+("/127.0.0.1"), from ``impl.broker.context.CLIENT_HOST``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
+from impl.broker.context import CLIENT_HOST
 from impl.broker.kio_build import build, nested, response_class
 from impl.group.membership import UNKNOWN_MEMBER_ID, Protocol
 from impl.group.requests import JoinRequest, LeavingMember, MemberRef, SyncRequest
@@ -36,7 +38,6 @@ INT32_MIN = -(2**31)
 # AclOperation codes of what can be done to a group (READ, DELETE, DESCRIBE), as the
 # 32-bit field DescribeGroups reports when no authorizer restricts them.
 GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)
-CLIENT_HOST = ""
 _MS = datetime.timedelta(milliseconds=1)
 
 
@@ -56,7 +57,7 @@ async def handle_join_group(ctx: BrokerContext, header: RequestHeader, request: 
         member_id=req.member_id,
         group_instance_id=instance_id,
         client_id=header.client_id or "",
-        client_host=CLIENT_HOST,
+        client_host=CLIENT_HOST.get(),
         session_timeout_ms=session_timeout_ms,
         rebalance_timeout_ms=rebalance_timeout_ms,
         protocol_type=req.protocol_type,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from impl import mutants
 from impl.group import records as codec
 from impl.group.records import GroupRecord, OffsetRecord
 from impl.storage.errors import OffsetOutOfRangeError
@@ -66,6 +67,8 @@ async def read_partition(
                 if record.key is not None:
                     replay(record.key, record.value, record.offset, groups, offsets)
         await asyncio.sleep(0)  # let the broker's other work run between chunks
+    if mutants.active(mutants.COMMITTED_OFFSET_LOST_ON_COORDINATOR_MOVE) and offsets:
+        del offsets[max(offsets, key=lambda g: max(c.log_offset for c in offsets[g].values()))]
     return groups, offsets
 
 

@@ -64,7 +64,9 @@ class GroupsCallbacks(Protocol):
     """What the log calls on the membership coordinator (``ctx.groups``,
     impl.group.coordinator.GroupCoordinator)."""
 
-    def groups_loaded(self, partition: int, groups: dict[str, GroupRecord]) -> None: ...
+    def groups_loaded(
+        self, partition: int, groups: dict[str, GroupRecord], offsets_only: frozenset[str]
+    ) -> None: ...
 
     def partition_unloaded(self, partition: int) -> None: ...
 
@@ -266,7 +268,9 @@ class GroupLog:
             return  # unloaded meanwhile
         for gid, cache in offsets.items():
             self._offsets[gid] = cache
-        self._groups().groups_loaded(p, groups)
+        # Groups with committed offsets but no group record (simple consumers) are held
+        # too, Empty, as Kafka's loader does: they exist for OffsetCommit's checks.
+        self._groups().groups_loaded(p, groups, frozenset(offsets.keys() - groups.keys()))
         del self._loading[p]
         self._loaded.add(p)
         _log.info(

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 
 import attrs
 
+from impl import mutants
 from impl.group.membership import (
     UNKNOWN_MEMBER_ID,
     Abandoned,
@@ -247,7 +248,8 @@ class CoordinatorState:
                 g.join_timer = JoinTimer(now + g.rebalance_timeout_ms)
                 return
             g.leader_id = joined[0]
-        g.generation_id += 1
+        if not (mutants.active(mutants.GENERATION_NOT_BUMPED) and g.generation_id > 0):
+            g.generation_id += 1
         g.pending_sync_members = set()
         if not g.members:
             g.protocol_name = None

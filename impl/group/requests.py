@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import attrs
 
+from impl import mutants
 from impl.group.membership import (
     NEW_MEMBER_JOIN_TIMEOUT_MS,
     NO_LEADER,
@@ -324,6 +325,7 @@ def sync_group(s: CoordinatorState, r: SyncRequest, now_ms: int) -> SyncResult |
     m.sync_ticket = ticket
     if g.leader_id == member_id:
         assignment = {x: r.assignments.get(x, b"") for x in g.members}
+        assignment = _mutated_assignment(assignment, r.assignments)
         generation = g.generation_id
 
         def on_stored(error: ErrorCode, now_ms: int) -> None:
@@ -345,6 +347,18 @@ def sync_group(s: CoordinatorState, r: SyncRequest, now_ms: int) -> SyncResult |
     return Parked(ticket)
 
 
+def _mutated_assignment(assignment: dict[str, bytes], sent: dict[str, bytes]) -> dict[str, bytes]:
+    """The assignment as the seeded defects ``two-members-one-partition`` and
+    ``assignment-to-wrong-member`` hand it out (unchanged without them)."""
+    if mutants.active(mutants.TWO_MEMBERS_ONE_PARTITION) and sent:
+        first = next(iter(sent.values()))
+        return dict.fromkeys(assignment, first)
+    if mutants.active(mutants.ASSIGNMENT_TO_WRONG_MEMBER) and len(assignment) > 1:
+        ids = sorted(assignment)
+        return {m: assignment[ids[(i + 1) % len(ids)]] for i, m in enumerate(ids)}
+    return assignment
+
+
 def heartbeat(s: CoordinatorState, r: MemberRef, now_ms: int) -> ErrorCode:
     """``handleHeartbeat``: restarts the member's session; in PreparingRebalance the
     answer REBALANCE_IN_PROGRESS tells the member to rejoin."""
@@ -361,6 +375,8 @@ def heartbeat(s: CoordinatorState, r: MemberRef, now_ms: int) -> ErrorCode:
         return ErrorCode.UNKNOWN_MEMBER_ID
     s.touch(g, r.member_id)
     if g.phase is GroupPhase.PREPARING_REBALANCE:
+        if mutants.active(mutants.HEARTBEAT_IGNORES_REBALANCE):
+            return ErrorCode.NONE
         return ErrorCode.REBALANCE_IN_PROGRESS
     return ErrorCode.NONE
 
@@ -419,6 +435,8 @@ def validate_commit(s: CoordinatorState, r: MemberRef, now_ms: int) -> ErrorCode
         err = validate_current_member(g, member_id, group_instance_id)
         if err is ErrorCode.NONE and generation_id != g.generation_id:
             err = ErrorCode.ILLEGAL_GENERATION
+            if mutants.active(mutants.COMMIT_IGNORES_GENERATION) and generation_id >= 0:
+                err = ErrorCode.NONE
     else:
         err = ErrorCode.UNKNOWN_MEMBER_ID  # only members may commit to a non-empty group
     if err is not ErrorCode.NONE:

@@ -39,6 +39,7 @@ from kio.schema.offset_for_leader_epoch.v4 import request as epoch_v4
 from kio.schema.types import BrokerId, TopicName
 from kio.static.primitive import i8, i32, i32Timedelta, i64
 
+from impl import mutants
 from impl.replication.connection import BrokerConnection
 from impl.replication.truncation import truncation_for
 from impl.storage.epoch_cache import UNDEFINED_EPOCH
@@ -262,6 +263,8 @@ class ReplicaFetcher:
 
     def _truncate_to(self, state: _FetchState, offset: int) -> None:
         rep = state.replica
+        if mutants.active(mutants.SKIP_TRUNCATION):
+            return
         if offset < rep.log.end_offset:
             _log.info(
                 "%s: truncating from %d to %d (leader %d, epoch %d)",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping
 
+from impl import mutants
 from impl.storage.config import LogConfig
 from impl.storage.partition_log import PartitionLog
 from spec.state import TopicPartition
@@ -90,6 +91,8 @@ class LogManager:
         for tp, log in self.all():
             hw = high_watermark(tp) if high_watermark is not None else None
             deleted += log.apply_retention(now_ms, hw)
+            if mutants.active(mutants.REUSE_OFFSETS_AFTER_RETENTION):
+                deleted += _restart_expired_log(log, now_ms, hw)
         return deleted
 
     def flush(self) -> None:
@@ -101,3 +104,20 @@ class LogManager:
         for _, log in self.all():
             log.close()
         self.logs.clear()
+
+
+def _restart_expired_log(log: PartitionLog, now_ms: int, high_watermark: int | None) -> int:
+    """The seeded defect reuse-offsets-after-retention (impl.mutants): when the one segment
+    left holds only records past retention.ms, all below the high watermark, delete it and
+    start the log again at offset 0 (Kafka rolls a new segment at the log end offset)."""
+    seg, limit = log.active_segment, log.config.retention_ms
+    if (
+        len(log.segments) > 1
+        or seg.batch_count == 0
+        or limit < 0
+        or now_ms - seg.largest_timestamp <= limit
+        or (high_watermark is not None and high_watermark < log.end_offset)
+    ):
+        return 0
+    log.truncate_fully_and_start_at(0, now_ms)
+    return 1

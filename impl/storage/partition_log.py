@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 import attrs
 
+from impl import mutants
 from impl.storage import checkpoint
 from impl.storage.config import LogConfig
 from impl.storage.epoch_cache import LeaderEpochCache
@@ -156,6 +157,8 @@ class PartitionLog:
                 seg.flush()
         log.recovery_point = log.end_offset
         checkpoint.write_offset(log._path(checkpoint.RECOVERY_POINT_CHECKPOINT), log.recovery_point)
+        if mutants.active(mutants.LOSE_TAIL_ON_RESTART):
+            log.truncate_to(max((b for s in log.segments for b in s.bases), default=log.end_offset))
         return log
 
     def _recovered_batch(self, header: BatchHeader) -> None:
@@ -217,7 +220,9 @@ class PartitionLog:
                 raise CorruptRecordError(str(e)) from None
         if h.size != len(batch):
             raise CorruptRecordError(f"{len(batch) - h.size} bytes after the record batch")
-        if h.size > self.config.message_max_bytes:
+        if h.size > self.config.message_max_bytes and not mutants.active(
+            mutants.MESSAGE_TOO_LARGE_ACCEPTED
+        ):
             raise RecordTooLargeError(
                 f"batch of {h.size} bytes exceeds max.message.bytes {self.config.message_max_bytes}"
             )
@@ -225,7 +230,7 @@ class PartitionLog:
             raise StorageError(
                 f"batch of {h.size} bytes exceeds segment.bytes", ErrorCode.RECORD_LIST_TOO_LARGE
             )
-        if not crc_ok(batch, 0, h):
+        if not crc_ok(batch, 0, h) and not mutants.active(mutants.CRC_NOT_CHECKED):
             raise CorruptRecordError("record batch CRC mismatch")
         verdict = self.producer_state.check(h)
         if isinstance(verdict, Duplicate):

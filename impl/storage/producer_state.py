@@ -29,6 +29,7 @@ from collections import deque
 
 import attrs
 
+from impl import mutants
 from impl.wire.records import NO_PRODUCER_EPOCH, BatchHeader
 from spec.errors import ErrorCode
 
@@ -106,14 +107,20 @@ class ProducerStateManager:
         epoch = header.producer_epoch
         dup = entry.find_duplicate(epoch, header.base_sequence, header.last_sequence)
         if dup is not None:
+            if mutants.active(mutants.DUPLICATE_ON_IDEMPOTENT_RETRY):
+                return APPEND
             return Duplicate(dup.first_offset, dup.last_offset)
         if epoch < entry.producer_epoch:
+            if mutants.active(mutants.FENCED_PRODUCER_EPOCH_ACCEPTED):
+                return APPEND
             return ErrorCode.INVALID_PRODUCER_EPOCH
         if epoch != entry.producer_epoch:
             return APPEND if header.base_sequence == 0 else ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
         if entry.producer_epoch == NO_PRODUCER_EPOCH or in_sequence(
             entry.last_seq, header.base_sequence
         ):
+            return APPEND
+        if mutants.active(mutants.OUT_OF_ORDER_SEQUENCE_ACCEPTED):
             return APPEND
         return ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
 

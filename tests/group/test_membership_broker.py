@@ -101,6 +101,7 @@ def test_two_members_assignment_describe_and_list(broker: BrokerProcess) -> None
         assert members[b.member_id].member_assignment == b"B"
         assert members[a.member_id].member_metadata == b"meta"
         assert members[a.member_id].client_id == mw.CLIENT_ID
+        assert members[a.member_id].client_host == "/127.0.0.1"  # as Kafka prints it
         assert described.authorized_operations == group_operations()
         assert mw.describe(client, "no-such-group").group_state == "Dead"
         assert mw.list_groups(client)["g2"] == ("consumer", "Stable")

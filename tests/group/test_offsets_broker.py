@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from impl.group.partitioner import GROUP_METADATA_TOPIC_NAME, partition_for
+from impl.wire.records import build_batch
 from spec.errors import ErrorCode
+from tests.group import membership_wire as mw
 from tests.group import offsets_wire as ow
 from tests.impl import kio_requests as kr
 from tests.impl.conftest import BrokerProcess
@@ -63,6 +65,18 @@ def test_find_coordinator_creates_the_offsets_topic(start: Start) -> None:
         txn = ow.find_coordinator(client, "txn-id", version=3, key_type=1)
         assert ErrorCode(txn.error_code) is ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
         assert txn.node_id == -1
+
+
+def test_clients_cannot_append_to_the_offsets_topic(start: Start) -> None:
+    broker = start()
+    with broker.client() as client:
+        ow.wait_coordinator(client, "g")
+        batch = build_batch([(b"k", b"forged offset")], timestamp=1000)
+        answer = client.request(kr.produce(GROUP_METADATA_TOPIC_NAME, 0, batch, acks=1))
+        (part,) = answer.responses[0].partition_responses
+        assert ErrorCode(part.error_code) is ErrorCode.INVALID_TOPIC_EXCEPTION
+        fetched = client.request(kr.fetch(GROUP_METADATA_TOPIC_NAME, 0, 0))
+        assert fetched.responses[0].partitions[0].high_watermark == 0  # nothing appended
 
 
 def test_commit_and_fetch_round_trip(start: Start) -> None:
@@ -148,6 +162,27 @@ def test_commit_survives_kill_9(start: Start) -> None:
                 ("t", 0): (100 + i, -1, f"meta-{i}", ErrorCode.NONE),
                 ("t", 1): (200 + i, -1, "", ErrorCode.NONE),
             }
+
+
+def test_a_simple_consumers_group_is_held_after_a_restart(start: Start) -> None:
+    """Found by the conformance harness: after loading, a group that only committed
+    offsets exists (Empty), as Kafka's loader makes it, so a commit naming a generation
+    gets UNKNOWN_MEMBER_ID (the member is unknown), not ILLEGAL_GENERATION (which Kafka
+    answers only for a group it does not hold at all)."""
+    broker = start()
+    create_topic(broker, "t", 1)
+    with broker.client() as client:
+        ow.wait_coordinator(client, "simple")
+        assert ow.commit(client, "simple", {("t", 0): (5, None)}) == {("t", 0): ErrorCode.NONE}
+        never = ow.commit(client, "never-held", {("t", 0): (5, None)}, generation=1)
+        assert never == {("t", 0): ErrorCode.ILLEGAL_GENERATION}
+    broker.kill()
+    broker = start()
+    with broker.client() as client:
+        ow.wait_coordinator(client, "simple")
+        assert mw.list_groups(client)["simple"] == ("", "Empty")
+        got = ow.commit(client, "simple", {("t", 0): (6, None)}, generation=1)
+        assert got == {("t", 0): ErrorCode.UNKNOWN_MEMBER_ID}
 
 
 def test_offsets_of_a_deleted_topic_disappear(start: Start) -> None:

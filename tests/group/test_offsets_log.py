@@ -43,7 +43,9 @@ class StandInGroups:
         self.states: dict[str, str] = {}
         self.empty: dict[str, int] = {}
 
-    def groups_loaded(self, partition: int, groups: dict[str, GroupRecord]) -> None:
+    def groups_loaded(
+        self, partition: int, groups: dict[str, GroupRecord], offsets_only: frozenset[str]
+    ) -> None:
         self.loaded.append((partition, dict(groups)))
 
     def partition_unloaded(self, partition: int) -> None:

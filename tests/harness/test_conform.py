@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -192,10 +193,13 @@ def test_the_reference_broker_conforms_and_a_seed_reproduces_the_run(
     reference: BrokerProcess,
 ) -> None:
     runs = []
+    # Without the group rules (tests/harness/test_conform_groups.py): the broker chooses a
+    # group's new leader, so a run with groups is the same only if it chooses alike.
+    without_groups = attrs.evolve(LOCAL, groups=False)
     for _ in range(2):
-        s = session(reference)
+        s = session(reference, without_groups)
         try:
-            runs.append(run_conformance(s, examples=8, seed=8))
+            runs.append(run_conformance(s, examples=8, seed=2))
         finally:
             s.close()
     first, second = runs
@@ -217,7 +221,8 @@ def test_the_reference_broker_conforms_and_a_seed_reproduces_the_run(
     assert every_rule <= set(first.tally.rules)
     assert first.tally.answers == second.tally.answers
     assert first.features["idempotence"] == "checked"
-    assert first.features["may_kill_brokers"] == "not yet checked"
+    # The harness restarts brokers only when it holds their processes (--local).
+    assert first.features["may_kill_brokers"].startswith("not checked")
 
 
 def test_invalid_acks_to_a_missing_partition(reference: BrokerProcess) -> None:
@@ -238,7 +243,7 @@ def test_invalid_acks_to_a_missing_partition(reference: BrokerProcess) -> None:
 def test_a_target_unlike_its_declaration_is_caught_shrunk_and_replayed(
     small_messages: BrokerProcess,
 ) -> None:
-    s = session(small_messages, TargetDeclaration(name="claims Kafka's defaults"))
+    s = session(small_messages, TargetDeclaration(name="claims Kafka's defaults", groups=False))
     try:
         result = run_conformance(s, examples=10, seed=3, shrink_budget_s=20)
     finally:
@@ -247,10 +252,14 @@ def test_a_target_unlike_its_declaration_is_caught_shrunk_and_replayed(
     d = result.divergences[0]
     last = d.steps[-1]
     assert isinstance(last.op, Produce)
-    assert last.observed == ProduceAnswer(
-        (PartitionAnswer(last.op.batches[0].tp, ErrorCode.MESSAGE_TOO_LARGE),)
+    tp = last.op.batches[0].tp
+    too_large = ProduceAnswer((PartitionAnswer(tp, ErrorCode.MESSAGE_TOO_LARGE),))
+    # At acks=0 Kafka closes the connection instead of answering MESSAGE_TOO_LARGE.
+    assert last.observed == (Closed() if last.op.acks == 0 else too_large)
+    assert all(
+        a == NoAnswer() or (isinstance(a, ProduceAnswer) and not a.partitions[0].error)
+        for a in d.allowed
     )
-    assert all(isinstance(a, ProduceAnswer) and not a.partitions[0].error for a in d.allowed)
     assert d.reproduced
     assert [type(s.op) for s in d.steps] == [CreateTopic, Produce]
     assert d.found_length > len(d.steps)
