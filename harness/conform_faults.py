@@ -6,7 +6,10 @@ whose broker processes the harness holds (``kafkaref conform --local``) gets the
 directory and port.  A process crash loses nothing the kernel had been given (written but
 unflushed data stays in the page cache), so the spec's ``CrashBroker`` without
 ``lose_unflushed`` followed by ``RestartBroker`` is the model of it: every acknowledged
-record must still be there, at the same offsets, with the same producer state.
+record must still be there, at the same offsets, with the same producer state.  The group
+coordinator's records are another matter: Kafka answers some group transitions before
+their record is written, so a kill may come before the write; the group oracle's restart
+keeps every acknowledged write and may lose the others (``harness.conform_group_log``).
 
 This module has the operation, its observation, what the harness needs from whoever
 holds the processes (:class:`BrokerControl`), the one for processes started by

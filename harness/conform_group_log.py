@@ -95,9 +95,7 @@ def after_write_answers(produced: Mapping[int, Any]) -> set[int]:
     SyncGroup and a static member's rejoin to a Stable group.)"""
     out = set()
     for slot, raw in produced.items():
-        if isinstance(raw, JoinResponse) and raw.error is ErrorCode.NONE:
-            out.add(slot)
-        elif isinstance(raw, SyncAnswer) and raw.error is ErrorCode.NONE:
+        if isinstance(raw, JoinResponse | SyncAnswer) and raw.error == ErrorCode.NONE:
             out.add(slot)
     return out
 

@@ -6,7 +6,9 @@ connections stands: a request sent but not yet handled (``queued``: the harness 
 wait for a parked JoinGroup's answer, so it cannot know when the coordinator took it), a
 request parked in purgatory (``parked``, by the spec's ticket), an answer due but not yet
 read (``ready``), a request the coordinator will never answer (``lost``: Kafka drops its
-callback), and the member ids each slot was told (``harness.conform_group_ids``).
+callback), the member ids each slot was told (``harness.conform_group_ids``), and which
+of the group's ``__consumer_offsets`` writes are certainly in the log (``writes``, see
+``harness.conform_group_log``; each step that writes adds to it).
 
 Two internal steps lead from a candidate to others, in any order (:func:`successors`): the
 coordinator handles a queued request, or a deadline that is due fires (the spec's
@@ -132,7 +134,7 @@ class Candidate:
     ready: FrozenMap[int, Raw] = FrozenMap()
     lost: frozenset[int] = frozenset()
     ids: FrozenMap[int, tuple[str, ...]] = FrozenMap()
-    writes: GroupWrites = GroupWrites()
+    writes: GroupWrites = attrs.field(factory=GroupWrites)
     """The group's records in ``__consumer_offsets``: certainly there, or maybe
     (``harness.conform_group_log``)."""
 

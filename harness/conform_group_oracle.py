@@ -7,6 +7,8 @@ internal steps reach with it queued; each answer read, and each DescribeGroups a
 keeps those that agree with it; a divergence is an answer no candidate has.  The oracle
 also tells the executor what it must read (an answer every settled candidate has due) and
 whether a DescribeGroups could show that the coordinator has handled a parked request.
+A broker restart reloads the group from the records that may have reached the log: every
+write an answer read acknowledged, and any prefix of the others (``harness.conform_group_log``).
 """
 
 from __future__ import annotations

@@ -6,11 +6,13 @@ defects are caught and shrunk to a few Kafka operations."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from harness.conform_faults import ProcessControl, RestartBroker
 from harness.conform_group_ids import NEW, learn, learnt_id
 from harness.conform_group_model import observed, settled
 from harness.conform_group_ops import (
@@ -31,7 +33,7 @@ from harness.conform_group_oracle import GroupOracle
 from harness.conform_group_rules import range_assignment
 from harness.conform_ops import Operation, op_from_json, op_to_json
 from harness.conform_run import run_conformance
-from harness.conform_session import Session, open_session
+from harness.conform_session import Session, open_session, replay
 from harness.conform_target import LOCAL, LOCAL_BROKER_CONFIG
 from harness.launcher import BrokerProcess, start_broker
 from impl import mutants
@@ -168,6 +170,85 @@ def test_a_new_leader_may_be_any_remaining_member() -> None:
     assert len({c.coord.groups["g"].leader_id for c in o.candidates}) == 1, allowed
 
 
+# --- a broker restart: what of the group's writes it may lose -----------------------------
+
+
+def _possible(o: GroupOracle, slot: int) -> set[Any]:
+    """Every answer some candidate has due to ``slot``, as the harness would read it."""
+    out = set()
+    for c in o.candidates:
+        if slot in c.ready:
+            ids = dict(c.ids)
+            learn(ids, slot, learnt_id(c.ready[slot]))
+            out.add(observed(c.ready[slot], ids))
+    return out
+
+
+def _generations(o: GroupOracle) -> set[int | None]:
+    """The group's generation in each candidate (None: the coordinator has no group)."""
+    return {g.generation_id if (g := c.coord.groups.get("g")) else None for c in o.candidates}
+
+
+def _static_member_joins_and_leaves(o: GroupOracle) -> None:
+    answers = drive(o, JoinGroup(0, NEW, True))
+    assert answers[0].generation == 1  # type: ignore[attr-defined]
+    drive(o, LeaveGroup(0, 0, True))  # the group is Empty at generation 2, store on its way
+    assert _generations(o) == {2}
+
+
+@pytest.mark.parametrize("generation", [1, 3])
+def test_a_restart_may_lose_the_store_of_a_group_left_empty(generation: int) -> None:
+    """Found by ``conform --local``: LeaveGroup is answered before the Empty generation 2
+    is written, so a broker killed then may come back without it (nothing was ever
+    stored: the static member's rejoin starts generation 1) or with it (generation 3)."""
+    o = GroupOracle(SpecConfig())
+    _static_member_joins_and_leaves(o)
+    o.restart()
+    assert _generations(o) == {None, 2}
+    o.send(JoinGroup(0, NEW, True), exists)
+    assert o.must_read([0]) == [0]
+    answers = {a.generation: a for a in _possible(o, 0)}
+    assert sorted(answers) == [1, 3]
+    assert o.observe([(0, answers[generation])])
+    assert _generations(o) == {generation}
+
+
+def test_an_acknowledged_commit_survives_a_restart_with_the_writes_before_it() -> None:
+    """OffsetCommit is answered once its offsets are written, after the Empty group's
+    record in the same partition: both must survive; losing them is a divergence."""
+    o = GroupOracle(SpecConfig())
+    _static_member_joins_and_leaves(o)
+    commit = OffsetCommit(ADMIN, NEW, -1, ((T0, 5, "m"),))
+    assert read(o, commit, (ADMIN, CommitAnswer(((T0, ErrorCode.NONE),))))
+    o.restart()
+    assert _generations(o) == {2}
+    assert not read(o, OffsetFetch(None), (ADMIN, OffsetsAnswer(ErrorCode.NONE, ())))
+    assert [a.answer for a in o.verdict.allowed] == [OffsetsAnswer(ErrorCode.NONE, ((T0, 5, "m"),))]
+
+
+def test_a_commit_not_answered_before_the_restart_may_or_may_not_survive() -> None:
+    for kept in ((), ((T0, 5, ""),)):
+        o = GroupOracle(SpecConfig())
+        o.send(OffsetCommit(ADMIN, NEW, -1, ((T0, 5, ""),)), exists)
+        o.restart()  # the answer was never read
+        assert read(o, OffsetFetch(None), (ADMIN, OffsetsAnswer(ErrorCode.NONE, kept)))
+
+
+def test_the_leaders_sync_is_answered_once_the_generation_is_stored() -> None:
+    """A joined generation is not stored (a restart forgets it); once SyncGroup is
+    answered it is, and a restart brings the group back Stable at that generation."""
+    o = GroupOracle(SpecConfig())
+    drive(o, JoinGroup(0, NEW, True))
+    o.restart()
+    assert _generations(o) == {None}
+    o = GroupOracle(SpecConfig())
+    drive(o, JoinGroup(0, NEW, True))
+    drive(o, SyncGroup(0, 0, 1, True, "range", (("i0.0", b""),)))
+    o.restart()
+    assert _generations(o) == {1}
+    assert {c.coord.groups["g"].phase.value for c in o.candidates} == {"Stable"}
+
+
 @given(
     st.sampled_from(
         [
@@ -248,3 +329,27 @@ def test_group_defects_are_caught(mutant: str, seed: int, rules: set[str]) -> No
     assert d.rule in rules
     assert d.reproduced
     assert len(d.steps) <= 6
+
+
+def test_a_static_member_rejoining_after_a_restart_is_accepted_either_way() -> None:
+    """The regression against a real broker: join, leave, SIGKILL and restart, rejoin.
+    Whether the Empty group's record was written before the kill is the broker's race;
+    the harness must accept the rejoin's generation either way (each repetition is a
+    new group)."""
+    ops: list[Operation] = [
+        JoinGroup(0, NEW, True),
+        LeaveGroup(0, 0, True),
+        RestartBroker(0),
+        JoinGroup(0, NEW, True),
+        DescribeGroup(),
+    ]
+    with start_broker(config=dict(LOCAL_BROKER_CONFIG)) as broker:
+        s = session(broker)
+        s.control = ProcessControl({broker.broker_id: broker})
+        try:
+            for _ in range(3):
+                steps, divergence = replay(s, ops)
+                assert divergence is None, divergence
+                assert len(steps) == len(ops)
+        finally:
+            s.close()
