@@ -9,7 +9,8 @@ number), in small result types named after the protocol's fields.
 
 Transport failures are typed: ``BrokerClosedError`` when the broker closes the connection
 (Kafka's answer to a failed acks=0 produce), ``ResponseTimeoutError`` when no answer comes
-before the deadline, ``UnsupportedApiError`` when the broker offers no common version.
+before the deadline, ``UnsupportedApiError`` when the broker offers no common version,
+``UndecodableResponseError`` when the answer does not follow the version's schema.
 The client imports nothing of the broker: it talks to any Kafka-protocol system.  This
 module has the connection, version negotiation and the data path (Produce, Fetch,
 ListOffsets, InitProducerId); ``harness.client_admin`` adds Metadata, CreateTopics and
@@ -95,6 +96,24 @@ class ResponseTimeoutError(ClientError):
 
 class UnsupportedApiError(ClientError):
     """The broker offers no version of an API that this client can speak."""
+
+
+class UnexpectedResponseError(ClientError):
+    """A response whose correlation id is not the awaited request's: an answer to another
+    request (one that gets none, such as an acks=0 Produce), or to none."""
+
+    def __init__(self, got: int, expected: int, frame: bytes) -> None:
+        super().__init__(f"correlation id {got} answers no awaited request (expected {expected})")
+        self.got, self.expected, self.frame = got, expected, frame
+
+
+class UndecodableResponseError(ClientError):
+    """The response is not an encoding of the API version's schema: the broker broke the
+    protocol.  ``frame`` is the response as received (after its size)."""
+
+    def __init__(self, message: str, api_key: int, version: int, frame: bytes) -> None:
+        super().__init__(message)
+        self.api_key, self.version, self.frame = api_key, version, frame
 
 
 # --- results -------------------------------------------------------------------------------
@@ -241,16 +260,20 @@ class KafkaClient:
         """Send ``request`` and return its response entity (kio's)."""
         correlation_id = self.send(request)
         frame = self._next_frame()
+        key, version = request.__api_key__, request.__version__
+        if len(frame) >= 4:  # whose answer it is comes first: it may not be this request's
+            got = int.from_bytes(frame[:4], "big", signed=True)
+            if got != correlation_id:
+                self.close()
+                raise UnexpectedResponseError(got, correlation_id, bytes(frame))
         try:
-            got, response = codec.decode_response(request.__api_key__, request.__version__, frame)
+            got, response = codec.decode_response(key, version, frame)
         except codec.DecodeError as e:
             self.close()
-            raise ClientError(f"undecodable response: {e}") from e
-        if got != correlation_id:
-            self.close()
-            raise ClientError(
-                f"correlation id {got} answers no request (expected {correlation_id})"
-            )
+            name = API_NAMES.get(key, f"API {key}")
+            raise UndecodableResponseError(
+                f"undecodable {name} v{version} response: {e}", key, version, bytes(frame)
+            ) from e
         return response
 
     # --- versions ---------------------------------------------------------------------

@@ -19,7 +19,10 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from harness.conform_cluster import DEFAULT_BROKERS, local_cluster_session, mutant_needs
 from harness.conform_faults import ProcessControl
+from harness.conform_mock import mock_target
+from harness.conform_mock_search import search_distinct
 from harness.conform_ops import Operation, op_from_json
 from harness.conform_oracle import OracleError
 from harness.conform_report import (
@@ -27,6 +30,7 @@ from harness.conform_report import (
     junit_xml,
     print_summary,
     progress_display,
+    replay_files,
     report_json,
     step_lines,
     write_json,
@@ -60,8 +64,16 @@ a replay file (--replay-file) that --replay performs again.
 The target is --bootstrap HOST:PORT (any Kafka-protocol cluster), or --local: a kafkaref
 broker this command starts and stops (and restarts, to check recovery); --mutant NAME
 starts it with a seeded defect, which the check must find (python -m impl.broker
---list-mutants lists them).  --target FILE.json declares what the target offers
-(see docs/harness.md); features it declares unsupported are reported, not failed.
+--list-mutants lists them).  --local --brokers N starts N brokers on a local ZooKeeper
+and checks the replicated cluster while killing, restarting, pausing and resuming
+brokers (a --mutant that needs a cluster starts three by itself).  --mock checks
+librdkafka's mock cluster (from the
+confluent-kafka wheel, started in this process): topics are created out of band through
+its C API, a wire check first reports every API version whose answers break the
+protocol and pins the versions that decode, and the search goes on after a divergence
+(one shrunk reproduction per kind of divergence).  --target FILE.json declares what the
+target offers (see docs/harness.md); features it declares unsupported are reported, not
+failed.
 
 Exit status: 0 conformant, 1 divergences found, 2 could not run.
 """
@@ -95,8 +107,23 @@ def load_operations(path: Path) -> list[Operation]:
 
 @contextmanager
 def _target(
-    bootstrap: str | None, local: bool, declaration: TargetDeclaration, mutant: str | None = None
+    bootstrap: str | None,
+    local: bool,
+    declaration: TargetDeclaration | None,
+    mutant: str | None = None,
+    mock: bool = False,
+    *,
+    brokers: int | None = None,
 ) -> Iterator[Session]:
+    if mock:
+        with mock_target(declaration) as session:
+            yield session
+        return
+    if local and brokers is not None and brokers > 1:
+        with local_cluster_session(declaration, brokers, mutant) as cluster_session:
+            yield cluster_session
+        return
+    declaration = declaration or (LOCAL if local else TargetDeclaration())
     if local:
         config: dict[str, object] = dict(LOCAL_BROKER_CONFIG)
         if mutant:
@@ -129,6 +156,12 @@ def conform_command(
     ] = None,
     local: Annotated[
         bool, typer.Option("--local", help="Start a local kafkaref broker and check it.")
+    ] = False,
+    mock: Annotated[
+        bool,
+        typer.Option(
+            "--mock", help="Start librdkafka's mock cluster (confluent-kafka) and check it."
+        ),
     ] = False,
     budget: Annotated[
         float | None,
@@ -175,6 +208,16 @@ def conform_command(
             "once, checked, instead of searching.",
         ),
     ] = None,
+    brokers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            metavar="N",
+            help="With --local: start N brokers on a local ZooKeeper and check the replicated "
+            "cluster (kills, restarts, pauses); automatic for a --mutant that needs a cluster.",
+            show_default=False,
+        ),
+    ] = None,
     mutant: Annotated[
         str | None,
         typer.Option(
@@ -185,30 +228,33 @@ def conform_command(
         ),
     ] = None,
 ) -> None:
-    if local == (bootstrap is not None):
-        raise typer.BadParameter("give either --bootstrap HOST:PORT or --local")
+    if [local, mock, bootstrap is not None].count(True) != 1:
+        raise typer.BadParameter("give one of --bootstrap HOST:PORT, --local or --mock")
     if mutant is not None and not local:
         raise typer.BadParameter("--mutant needs --local (the harness starts that broker)")
+    if brokers is not None and not local:
+        raise typer.BadParameter("--brokers needs --local (the harness starts that cluster)")
+    if local and brokers is None and mutant is not None and mutant_needs(mutant) == "cluster":
+        brokers = DEFAULT_BROKERS  # the defect only shows on a replicated cluster
     if budget is not None and examples is not None:
         raise typer.BadParameter("give --budget or --examples, not both")
     console = Console()
     try:
-        declaration = LOCAL if local else TargetDeclaration()
-        if target is not None:
-            declaration = TargetDeclaration.load(target)
+        declaration = None if target is None else TargetDeclaration.load(target)
         operations = load_operations(replay_ops) if replay_ops is not None else None
     except (OSError, ValueError, KeyError, TypeError) as e:
         typer.echo(f"kafkaref conform: {e}", err=True)
         raise typer.Exit(EXIT_NOT_RUN) from None
     try:
-        with _target(bootstrap, local, declaration, mutant) as session:
+        with _target(bootstrap, local, declaration, mutant, mock, brokers=brokers) as session:
             if operations is not None:
                 raise typer.Exit(_replay(session, operations, console))
             if examples is None and budget is None:
                 budget = DEFAULT_BUDGET_S
             with progress_display(examples, budget) as progress:
                 session.on_step = lambda: progress(session.tally, 0)
-                result = run_conformance(
+                search = search_distinct if mock else run_conformance
+                result = search(
                     session,
                     examples=examples,
                     budget_s=budget,
@@ -230,11 +276,17 @@ def conform_command(
     except Exception:
         typer.echo(f"kafkaref conform: harness failure:\n{traceback.format_exc()}", err=True)
         raise typer.Exit(EXIT_NOT_RUN) from None
-    if result.divergences:
-        write_json(replay_file, divergence_json(result.divergences[0]))
+    for path, d in zip(
+        replay_files(replay_file, len(result.divergences)), result.divergences, strict=True
+    ):
+        write_json(path, divergence_json(d))
     target_option = f"--bootstrap {bootstrap}"
     if local:
         target_option = f"--local --mutant {mutant}" if mutant else "--local"
+        if brokers is not None and brokers > 1:
+            target_option += f" --brokers {brokers}"
+    if mock:
+        target_option = "--mock"
     print_summary(result, console, replay_file if result.divergences else None, target_option)
     if report is not None:
         write_json(report, report_json(result))

@@ -20,6 +20,12 @@ from typing import Any
 import attrs
 
 from harness.client import Error, error_name
+from harness.conform_cluster_ops import (
+    CLUSTER_KINDS,
+    ClusterObservation,
+    ClusterOperation,
+    cluster_op_from_json,
+)
 from harness.conform_faults import RestartBroker, Restarted, corrupt
 from harness.conform_group_ops import (
     GROUP_KINDS,
@@ -160,6 +166,7 @@ Operation = (
     | Metadata
     | RestartBroker
     | GroupOperation
+    | ClusterOperation
 )
 
 
@@ -346,6 +353,7 @@ Observation = (
     | GroupStep
     | SlotAnswer
     | GroupAnswer
+    | ClusterObservation
 )
 
 
@@ -360,6 +368,7 @@ _OPS: Mapping[str, type[Any]] = {
     "metadata": Metadata,
     "restart_broker": RestartBroker,
     **GROUP_KINDS,
+    **CLUSTER_KINDS,
 }
 _KIND = {cls: kind for kind, cls in _OPS.items()}
 
@@ -419,6 +428,8 @@ def op_from_json(data: Mapping[str, Any]) -> Operation:
         return RestartBroker(int(data["broker"]))
     if isinstance(kind, str) and kind in GROUP_KINDS:
         return group_op_from_json(kind, data)
+    if isinstance(kind, str) and kind in CLUSTER_KINDS:
+        return cluster_op_from_json(kind, data)
     raise ValueError(f"unknown operation {kind!r}")
 
 

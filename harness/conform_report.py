@@ -4,7 +4,9 @@ The summary has three parts: the rules exercised (how often, and the answers the
 the optional features (checked, declared unsupported by the target, not offered in its
 ApiVersions, or not yet checked by the harness), and each divergence as its minimal
 reproduction: the numbered Kafka operations with what the target answered, the last one
-with every answer the spec allows, then how to replay it.
+with every answer the spec allows, then how to replay it.  Protocol errors (answers that
+break the wire format, found by a wire check before the search) come before the
+divergences, each with its API, versions and a sample of the answer.
 
 The JSON report holds the same, with each divergence's operations in the form
 ``kafkaref conform --replay`` reads.  The JUnit file has one test case per rule (and one
@@ -109,6 +111,13 @@ def step_lines(steps: tuple[Step, ...] | list[Step], allowed: tuple[Observation,
     return lines
 
 
+def replay_files(first: Path, count: int) -> list[Path]:
+    """Where the replay files of ``count`` divergences go: ``first``, then ``first`` with
+    ``-2``, ``-3``, ... before its suffix (only ``--mock`` keeps several divergences)."""
+    more = [first.with_name(f"{first.stem}-{i}{first.suffix}") for i in range(2, count + 1)]
+    return [first, *more] if count else []
+
+
 def replay_hint(d: Divergence, replay_file: Path | None, target_option: str) -> list[str]:
     """The commands that reproduce ``d``: its search by seed, its operations by file."""
     lines = [
@@ -149,6 +158,8 @@ def print_summary(
     for note in result.notes:
         console.print(f"note: {note}", markup=False, highlight=False)
     verdict = "CONFORMANT" if result.conformant else f"{len(result.divergences)} DIVERGENCE"
+    if result.protocol_errors:
+        verdict += f", {len(result.protocol_errors)} PROTOCOL ERRORS"
     console.print(
         f"target {result.target} ({result.declaration.name}): {verdict} - "
         f"{tally.operations:,} operations in {tally.examples:,} examples, "
@@ -156,10 +167,18 @@ def print_summary(
         markup=False,
         highlight=False,
     )
-    for d in result.divergences:
+    for e in result.protocol_errors:
+        console.print(f"\nprotocol error: {e.describe()}", markup=False, highlight=False)
+        if e.sample:
+            console.print(f"  answer (hex): {e.sample}", markup=False, highlight=False)
+    shrinking = f" in {result.shrink_replays} replays ({result.shrink_seconds:.1f} s)"
+    if len(result.divergences) > 1:  # the replays are the run's, not each divergence's
+        console.print(f"shrinking took{shrinking} in all", markup=False, highlight=False)
+        shrinking = ""
+    files = replay_files(replay_file, len(result.divergences)) if replay_file else []
+    for i, d in enumerate(result.divergences):
         how = (
-            f"found after {d.found_length} operations, shrunk to {len(d.steps)} in "
-            f"{result.shrink_replays} replays ({result.shrink_seconds:.1f} s)"
+            f"found after {d.found_length} operations, shrunk to {len(d.steps)}{shrinking}"
             if d.reproduced
             else f"{len(d.steps)} operations; it did NOT diverge again when replayed"
         )
@@ -168,7 +187,8 @@ def print_summary(
             markup=False,
             highlight=False,
         )
-        for line in step_lines(d.steps, d.allowed) + replay_hint(d, replay_file, target_option):
+        hint = replay_hint(d, files[i] if files else None, target_option)
+        for line in step_lines(d.steps, d.allowed) + hint:
             console.print(line, markup=False, highlight=False)
 
 
@@ -221,6 +241,10 @@ def report_json(result: RunResult) -> dict[str, Any]:
             for rule, n in sorted(tally.rules.items())
         },
         "divergences": [divergence_json(d) for d in result.divergences],
+        "protocol_errors": [
+            {"api": e.api, "versions": list(e.versions), "problem": e.problem, "sample": e.sample}
+            for e in result.protocol_errors
+        ],
     }
 
 
@@ -235,7 +259,7 @@ def junit_xml(result: RunResult) -> str:
         "testsuite",
         name="kafkaref-conform",
         tests="0",
-        failures=str(len(result.divergences)),
+        failures=str(len(result.divergences) + len(result.protocol_errors)),
         skipped="0",
         time=f"{result.seconds:.3f}",
     )
@@ -255,6 +279,15 @@ def junit_xml(result: RunResult) -> str:
             message=f"{d.steps[-1].op.describe()}: observed {d.steps[-1].observed.describe()}",
         )
         failure.text = "\n".join(step_lines(d.steps, d.allowed))
+        cases += 1
+    for e in result.protocol_errors:
+        case = ElementTree.SubElement(
+            suite,
+            "testcase",
+            classname="conform.protocol",
+            name=f"{e.api} " + ",".join(f"v{v}" for v in e.versions),
+        )
+        ElementTree.SubElement(case, "failure", message=e.describe()).text = e.sample
         cases += 1
     for name, status in result.features.items():
         if status != "checked":

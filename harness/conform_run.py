@@ -30,7 +30,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from harness.client import API_NAMES
 from harness.conform_check import DivergenceError, Tally
 from harness.conform_machine import ConformanceMachine
-from harness.conform_session import Divergence, Session
+from harness.conform_session import Divergence, ProtocolError, Session
 from harness.conform_shrink import Shrinker
 from harness.conform_target import TargetDeclaration, feature_status
 
@@ -55,10 +55,12 @@ class RunResult:
     shrink_replays: int = 0
     shrink_seconds: float = 0.0
     notes: list[str] = attrs.field(factory=list)
+    protocol_errors: list[ProtocolError] = attrs.field(factory=list)
+    """Wire-level breaches found before the search (``harness.conform_mock_wire``)."""
 
     @property
     def conformant(self) -> bool:
-        return not self.divergences
+        return not self.divergences and not self.protocol_errors
 
 
 def hypothesis_settings(examples: int, steps: int) -> settings:
@@ -132,8 +134,12 @@ def seeded_generation_only() -> Iterator[None]:
 def run_examples(session: Session, examples: int, seed: int, steps: int) -> DivergenceError | None:
     """One Hypothesis run of ``examples`` examples from ``seed``; its divergence, if any."""
 
+    # A session on a cluster the harness manages has its own machine (``machine_class``).
+    machine: Any = getattr(session, "machine_class", ConformanceMachine)
+
     def factory() -> ConformanceMachine:
-        return ConformanceMachine(session.new_example(), session.declaration)
+        made: ConformanceMachine = machine(session.new_example(), session.declaration)
+        return made
 
     hypothesis_seed(seed)(factory)
     # Hypothesis takes any callable that makes a machine, though it is typed as a class.
@@ -168,11 +174,15 @@ def run_conformance(
     result = RunResult(
         target=f"{client.host}:{client.port}",
         declaration=session.declaration,
-        features=feature_status(session.declaration, client, session.can_restart),
+        features={
+            **feature_status(session.declaration, client, session.can_restart),
+            **getattr(session, "feature_overrides", {}),
+        },
         versions={API_NAMES[k]: client.version(k) for k in sorted(API_NAMES) if client.offers(k)},
         seed=first,
         tally=session.tally,
         notes=list(session.notes),
+        protocol_errors=list(session.protocol_errors),
     )
     batch_seed = first
     while True:

@@ -7,6 +7,11 @@ the target's declaration; :class:`TargetUnavailableError` when any of that fails
 command's exit status 2).  Each example gets a fresh namespace on the target and a fresh
 model (:meth:`Session.new_example`).  :func:`replay` performs a list of operations once,
 each checked: how a stored divergence is reproduced and how one is shrunk.
+
+A target without CreateTopics whose topics the harness can make itself (``--mock``)
+gives ``open_session`` a :data:`CreateTopicHook`; answers that break the protocol at the
+wire level, found before the run (``harness.conform_mock_wire``), are kept as
+:class:`ProtocolError`s and count against the target like divergences.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from collections.abc import Callable, Sequence
 import attrs
 
 from harness import client_admin
-from harness.client import CREATE_TOPICS, ClientError, KafkaClient
+from harness.client import CREATE_TOPICS, ClientError, Error, KafkaClient
 from harness.client_admin import MetadataResult
 from harness.conform_check import DivergenceError, ExampleRun, Step, Tally
 from harness.conform_exec import Executor
@@ -30,6 +35,27 @@ from spec.config import SpecConfig
 
 class TargetUnavailableError(RuntimeError):
     """The harness could not start talking to the target (exit status 2)."""
+
+
+CreateTopicHook = Callable[[str, int], Error]
+"""Creates a topic (its name on the target, its partition count) out of band, for a target
+without CreateTopics; the error code, as CreateTopics would answer it."""
+
+
+@attrs.frozen(slots=True)
+class ProtocolError:
+    """Answers of one API that break the protocol at the wire level, at ``versions``: a
+    response that is not an encoding of the version's schema, or a valid request the
+    target could not read.  ``sample`` is one such response (hex), when there was one."""
+
+    api: str
+    versions: tuple[int, ...]
+    problem: str
+    sample: str = ""
+
+    def describe(self) -> str:
+        versions = ", ".join(f"v{v}" for v in self.versions)
+        return f"{self.api} {versions}: {self.problem}"
 
 
 @attrs.frozen(slots=True)
@@ -79,6 +105,10 @@ class Session:
         self.on_step: Callable[[], None] | None = None
         self.control: BrokerControl | None = None
         """Set when the harness holds the target's broker processes (``--local``)."""
+        self.create_topic: CreateTopicHook | None = None
+        """Set when topics are created out of band by the harness (``--mock``)."""
+        self.protocol_errors: list[ProtocolError] = []
+        """Wire-level breaches of the protocol found before the run, for the report."""
 
     @property
     def can_restart(self) -> bool:
@@ -98,7 +128,9 @@ class Session:
         self.namespaces += 1
         namespace = f"conform-{self.run_id}-{self.namespaces}-"
         restart = self._restart if self.can_restart else None
-        executor = Executor(self.client, namespace, self.issued_ids, restart=restart)
+        executor = Executor(
+            self.client, namespace, self.issued_ids, restart=restart, create_topic=self.create_topic
+        )
         oracle = Oracle(self.config, self.brokers, self.controller, self.contact)
         return ExampleRun(executor, oracle, tally, self.on_step)
 
@@ -123,9 +155,15 @@ def _contact(client: KafkaClient, metadata: MetadataResult) -> int:
 
 
 def open_session(
-    host: str, port: int, declaration: TargetDeclaration, *, timeout_s: float = 10.0
+    host: str,
+    port: int,
+    declaration: TargetDeclaration,
+    *,
+    timeout_s: float = 10.0,
+    create_topic: CreateTopicHook | None = None,
 ) -> Session:
-    """Connect and learn the target; TargetUnavailableError when it cannot be done."""
+    """Connect and learn the target; TargetUnavailableError when it cannot be done.
+    ``create_topic`` is the harness's hook when topics are created out of band."""
     try:
         pinned = declaration.pinned_versions()
         declaration.spec_config()
@@ -147,7 +185,13 @@ def open_session(
     except Exception as e:
         client.close()
         raise TargetUnavailableError(f"cannot talk to {host}:{port}: {e}") from e
-    if not client.offers(CREATE_TOPICS):
+    if declaration.topics_out_of_band and create_topic is None:
+        client.close()
+        raise TargetUnavailableError(
+            "the declaration says topics are created out of band, but the harness has no way "
+            "to create them on this target (only --mock has)"
+        )
+    if not declaration.topics_out_of_band and not client.offers(CREATE_TOPICS):
         client.close()
         raise TargetUnavailableError(
             f"{host}:{port} offers no CreateTopics the harness can use "
@@ -158,6 +202,7 @@ def open_session(
         raise TargetUnavailableError(f"{host}:{port} lists no brokers in Metadata")
     session = Session(client, declaration, metadata)
     session.notes += notes
+    session.create_topic = create_topic if declaration.topics_out_of_band else None
     return session
 
 

@@ -9,8 +9,10 @@ settings it runs with where they differ from Kafka's defaults (``message.max.byt
 parameterised by them), and optionally API versions to pin.
 
 A feature the target declares unsupported, or does not offer in ApiVersions, is reported
-as such and its rules never run: it is not a failure.  Declarations are JSON files
-(``kafkaref conform --target FILE.json``)::
+as such and its rules never run: it is not a failure.  A target without CreateTopics
+(librdkafka's mock cluster) declares ``topics_out_of_band``: topics are created out of
+band by the harness, through a hook only a target the harness starts has (``--mock``).
+Declarations are JSON files (``kafkaref conform --target FILE.json``)::
 
     {"name": "my-kafka", "idempotence": true, "groups": false,
      "config": {"message.max.bytes": "1048588"}, "api_versions": {"Fetch": 11}}
@@ -25,7 +27,7 @@ from typing import Any
 
 import attrs
 
-from harness.client import API_NAMES, GROUP_APIS, INIT_PRODUCER_ID, KafkaClient
+from harness.client import API_NAMES, CREATE_TOPICS, GROUP_APIS, INIT_PRODUCER_ID, KafkaClient
 from harness.conform_group_ops import DESCRIBE_GROUPS
 from spec.config import SpecConfig
 
@@ -38,6 +40,7 @@ SPEC_SETTINGS: Mapping[str, str] = {
 """Kafka settings the spec is parameterised by (property name -> SpecConfig field)."""
 
 FEATURES: Mapping[str, str] = {
+    "create_topics": "CreateTopics and its checks (partition counts, existing and bad names)",
     "idempotence": "idempotent producer (InitProducerId, sequence numbers, duplicates)",
     "groups": "consumer groups (JoinGroup, SyncGroup, Heartbeat, LeaveGroup, offsets)",
     "explicit_assignment": "CreateTopics with an explicit replica assignment",
@@ -60,6 +63,9 @@ class TargetDeclaration:
     explicit_assignment: bool = True
     may_kill_brokers: bool = False
     may_pause_brokers: bool = False
+    topics_out_of_band: bool = False
+    """Topics are created out of band by the harness (the target has no CreateTopics): the
+    rule ``create_topic`` goes through the harness's hook, ``create_refused_topic`` is off."""
     config: Mapping[str, str] = attrs.field(factory=dict)
     api_versions: Mapping[str, int] = attrs.field(factory=dict)
 
@@ -136,17 +142,20 @@ def feature_status(
     """Per optional feature: ``checked``, ``declared unsupported``, ``not offered``
     (missing from the target's ApiVersions) or ``not yet checked`` (no rules yet).
     Broker restarts need the harness to hold the brokers' processes (``can_restart``)."""
-    offered = {
-        "idempotence": client.offers(INIT_PRODUCER_ID),
-        "groups": all(client.offers(k) for k in GROUP_APIS)
-        and DESCRIBE_GROUPS in client.broker_versions,
+    missing = {
+        "create_topics": [] if client.offers(CREATE_TOPICS) else [API_NAMES[CREATE_TOPICS]],
+        "idempotence": [] if client.offers(INIT_PRODUCER_ID) else [API_NAMES[INIT_PRODUCER_ID]],
+        "groups": [API_NAMES[k] for k in GROUP_APIS if not client.offers(k)]
+        + ([] if DESCRIBE_GROUPS in client.broker_versions else ["DescribeGroups"]),
     }
     out = {}
     for feature in FEATURES:
-        if not getattr(declaration, feature):
+        if feature == "create_topics" and declaration.topics_out_of_band:
+            out[feature] = "declared unsupported (topics are created out of band by the harness)"
+        elif feature != "create_topics" and not getattr(declaration, feature):
             out[feature] = "declared unsupported"
-        elif not offered.get(feature, True):
-            out[feature] = "not offered (ApiVersions)"
+        elif missing.get(feature):
+            out[feature] = f"not offered (ApiVersions: no usable {', '.join(missing[feature])})"
         elif feature == "may_kill_brokers" and not can_restart:
             out[feature] = "not checked (the harness holds no broker process)"
         elif feature == "groups" and not groups_fit(declaration):

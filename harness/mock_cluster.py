@@ -28,7 +28,12 @@ class LibrdkafkaUnavailableError(RuntimeError):
 
 
 class MockClusterError(RuntimeError):
-    """The mock cluster refused an operation (librdkafka's error code in the message)."""
+    """The mock cluster refused an operation (librdkafka's error code in the message and
+    in ``code``: for positive values, Kafka's error code)."""
+
+    def __init__(self, message: str, code: int = 0) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def bundled_librdkafka() -> Path:
@@ -68,9 +73,19 @@ def _librdkafka() -> ctypes.CDLL:
     lib.rd_kafka_mock_cluster_bootstraps.argtypes = [vp]
     lib.rd_kafka_mock_topic_create.restype = ctypes.c_int
     lib.rd_kafka_mock_topic_create.argtypes = [vp, cp, ctypes.c_int, ctypes.c_int]
+    lib.rd_kafka_mock_group_initial_rebalance_delay_ms.restype = None
+    lib.rd_kafka_mock_group_initial_rebalance_delay_ms.argtypes = [vp, ctypes.c_int32]
     lib.rd_kafka_err2str.restype = cp
     lib.rd_kafka_err2str.argtypes = [ctypes.c_int]
+    lib.rd_kafka_version_str.restype = cp
+    lib.rd_kafka_version_str.argtypes = []
     return lib
+
+
+def librdkafka_version() -> str:
+    """The version of the bundled librdkafka (``rd_kafka_version_str``), e.g. ``2.16.0``."""
+    text: bytes = _librdkafka().rd_kafka_version_str()
+    return text.decode()
 
 
 class MockCluster:
@@ -109,7 +124,11 @@ class MockCluster:
             self._mcluster, name.encode(), partitions, replication_factor
         )
         if err != 0:
-            raise MockClusterError(f"creating topic {name!r}: {self._err2str(err)}")
+            raise MockClusterError(f"creating topic {name!r}: {self._err2str(err)}", err)
+
+    def set_group_initial_rebalance_delay_ms(self, delay_ms: int) -> None:
+        """The mock's ``group.initial.rebalance.delay.ms`` (3000 by default, as Kafka's)."""
+        self._live().rd_kafka_mock_group_initial_rebalance_delay_ms(self._mcluster, delay_ms)
 
     def close(self) -> None:
         """Stop the cluster and free its handle (idempotent)."""
