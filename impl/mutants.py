@@ -147,16 +147,16 @@ SERVE_ABOVE_HIGH_WATERMARK = _defect(
     "a consumer Fetch returns records up to the log end offset, not only below the high "
     "watermark (uncommitted records become visible and may later vanish)",
     "impl/broker/fetch.py _read_one",
-    "tests/cluster/test_mutants_cluster.py; conform on a cluster (not yet); chaos checker "
-    "(G1a / lost-write, issue 7)",
+    "conform --local (cluster: fetch, BelowHighWatermark); "
+    "tests/cluster/test_mutants_cluster.py; chaos checker (sometimes: inconsistent-offsets)",
     "cluster",
 )
 ACK_BEFORE_REPLICATE = _defect(
     "ack-before-replicate",
     "an acks=all produce is answered as soon as the leader appended it, before the ISR has it",
     "impl/broker/produce.py handle_produce",
-    "tests/cluster/test_mutants_cluster.py; conform on a cluster (not yet); chaos checker "
-    "(lost-write after a leader kill, issue 7)",
+    "conform --local (cluster: list_offsets); tests/cluster/test_mutants_cluster.py; "
+    "chaos checker (lost-write after the leader is isolated)",
     "cluster",
 )
 HW_PAST_ISR = _defect(
@@ -164,8 +164,8 @@ HW_PAST_ISR = _defect(
     "the leader advances the high watermark to its log end offset without waiting for the "
     "ISR's followers (acks=all answered early, consumers see uncommitted records)",
     "impl/broker/partition.py PartitionState.maybe_advance_high_watermark",
-    "tests/cluster/test_mutants_cluster.py; conform on a cluster (not yet); chaos checker "
-    "(lost-write, issue 7)",
+    "conform --local (cluster: produce); tests/cluster/test_mutants_cluster.py; "
+    "chaos checker (lost-write)",
     "cluster",
 )
 SKIP_TRUNCATION = _defect(
@@ -173,8 +173,8 @@ SKIP_TRUNCATION = _defect(
     "a follower never truncates its log (KIP-101/279 by leader epoch, or on "
     "OFFSET_OUT_OF_RANGE): divergent uncommitted records stay and replicas disagree",
     "impl/replication/fetcher.py ReplicaFetcher._truncate_to",
-    "tests/cluster/test_mutants_cluster.py; conform on a cluster (not yet); chaos checker "
-    "(inconsistent-offsets, issue 7)",
+    "conform --local (cluster: lose_leader_with_tail, NoCommittedRecordLostGlobally); "
+    "tests/cluster/test_mutants_cluster.py; chaos checker (inconsistent-offsets)",
     "cluster",
 )
 STALE_LEADER_ACCEPTS_PRODUCE = _defect(
@@ -182,8 +182,8 @@ STALE_LEADER_ACCEPTS_PRODUCE = _defect(
     "a leader whose ISR write ZooKeeper refused (it has been fenced: a newer leader epoch "
     "or znode version) shrinks its ISR anyway and acknowledges acks=all produces alone",
     "impl/replication/manager.py ReplicaManager._write_isr",
-    "tests/cluster/test_mutants_cluster.py; conform on a cluster (not yet); chaos checker "
-    "(lost-write under a partition, issue 7)",
+    "tests/cluster/test_mutants_cluster.py only: not reachable with process faults "
+    "(docs/harness.md); chaos needs two overlapping faults its nemesis does not make yet",
     "cluster",
 )
 
