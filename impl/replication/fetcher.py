@@ -20,7 +20,9 @@ is the same):
 - NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION and UNKNOWN_LEADER_EPOCH most often
   mean the leader has not applied the partition's state yet (every broker learns it from
   its own ZooKeeper watch, in any order): the partition is retried after 10 ms, then
-  doubling delays up to replica.fetch.backoff.ms, instead of the whole backoff at once.
+  doubling delays up to replica.fetch.backoff.ms, instead of the whole backoff at once;
+  meanwhile the fetch for the other partitions asks the leader to park it no longer than
+  that delay, so the retry does not wait out replica.fetch.wait.max.ms.
 """
 
 from __future__ import annotations
@@ -142,9 +144,7 @@ class ReplicaFetcher:
         try:
             while self.partitions:
                 now = loop.time()
-                ready = [
-                    s for s in self.partitions.values() if not s.fenced and s.delayed_until <= now
-                ]
+                ready = self._ready(now)
                 if not ready:
                     delays = [s.delayed_until for s in self.partitions.values() if not s.fenced]
                     await self._wait_changed(min(delays) - now if delays else None)
@@ -154,6 +154,8 @@ class ReplicaFetcher:
                     if connection is None:
                         await self._wait_changed(self._backoff_s)
                         continue
+                    # Partitions added while connecting go in this request too.
+                    ready = self._ready(loop.time())
                     truncating = [s for s in ready if s.truncating]
                     if truncating:
                         await self._truncate(connection, truncating)
@@ -169,6 +171,20 @@ class ReplicaFetcher:
         finally:
             self._disconnect()
             self.manager.fetcher_stopped(self)
+
+    def _ready(self, now: float) -> list[_FetchState]:
+        """The partitions to ask for now: neither fenced nor waiting out a delay."""
+        return [s for s in self.partitions.values() if not s.fenced and s.delayed_until <= now]
+
+    def _max_wait_ms(self, now: float) -> int:
+        """How long the leader may park the next fetch: replica.fetch.wait.max.ms, cut
+        short where a delayed partition becomes ready sooner (its retry must not wait
+        for a fetch parked on the others)."""
+        wait_ms = self.manager.config.replica_fetch_wait_max_ms
+        for s in self.partitions.values():
+            if not s.fenced and s.delayed_until > now:
+                wait_ms = min(wait_ms, max(0, int((s.delayed_until - now) * 1000) + 1))
+        return wait_ms
 
     async def _wait_changed(self, timeout_s: float | None) -> None:
         """Wait until a partition is added or removed, or ``timeout_s`` passes."""
@@ -289,7 +305,9 @@ class ReplicaFetcher:
             cluster_id=None,
             replica_id=BrokerId(self.manager.broker_id),
             max_wait=i32Timedelta.parse(
-                datetime.timedelta(milliseconds=cfg.replica_fetch_wait_max_ms)
+                datetime.timedelta(
+                    milliseconds=self._max_wait_ms(asyncio.get_running_loop().time())
+                )
             ),
             min_bytes=i32(cfg.replica_fetch_min_bytes),
             max_bytes=i32(cfg.replica_fetch_response_max_bytes),
