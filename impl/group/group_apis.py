@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from impl.broker.context import CLIENT_HOST
 from impl.broker.kio_build import build, nested, response_class
-from impl.group.membership import UNKNOWN_MEMBER_ID, Protocol
+from impl.group.membership import Protocol
 from impl.group.requests import JoinRequest, LeavingMember, MemberRef, SyncRequest
 from spec.errors import ErrorCode
 
@@ -146,14 +146,17 @@ async def handle_leave_group(ctx: BrokerContext, header: RequestHeader, request:
         old: Entity = build(cls, error_code=top if top is not ErrorCode.NONE else member_error)
         return old
     member_cls = nested(cls, "MemberResponse")
+    # A refused request (not the coordinator, an invalid group id) names no member, as
+    # Kafka's leaveError(error, List.empty) answers it.
+    answered = zip(leaving, errors, strict=True) if top is ErrorCode.NONE else ()
     members = tuple(
         build(
             member_cls,
-            member_id=m.member_id or UNKNOWN_MEMBER_ID,
+            member_id=m.member_id,
             group_instance_id=m.group_instance_id,
             error_code=e,
         )
-        for m, e in zip(leaving, errors, strict=True)
+        for m, e in answered
     )
     response: Entity = build(cls, error_code=top, members=members)
     return response

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,29 +18,18 @@ from impl.group.offsets_log import GroupLog
 from spec.errors import ErrorCode
 from tests.group import membership_wire as mw
 from tests.group import offsets_wire as ow
+from tests.group.brokers import Start, broker_starter
 from tests.group.membership_wire import Member
 from tests.impl import kio_requests as kr
 from tests.impl.conftest import BrokerProcess
 
-Start = Callable[..., BrokerProcess]
 UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 
 @pytest.fixture
 def start(tmp_path: Path) -> Iterator[Start]:
-    """``start(properties)`` starts a broker on tmp_path's data directory (again after a
-    stop: the same data); all are killed at the end, and none may have logged a failure."""
-    started: list[BrokerProcess] = []
-
-    def run(properties: Mapping[str, str] = mw.PROPERTIES) -> BrokerProcess:
-        broker = BrokerProcess(tmp_path, 1, properties)
-        started.append(broker)
-        return broker
-
-    yield run
-    for broker in started:
-        broker.kill()
-        assert "Traceback" not in broker.stderr(), broker.stderr()
+    with broker_starter(tmp_path, mw.PROPERTIES) as run:
+        yield run
 
 
 @pytest.fixture
@@ -225,6 +214,8 @@ def test_group_errors(broker: BrokerProcess) -> None:
         assert missing.error_code == ErrorCode.INCONSISTENT_GROUP_PROTOCOL  # v5 needs both
         unknown = client.request(mw.heartbeat_request("nowhere", 1, "x"))
         assert unknown.error_code == ErrorCode.UNKNOWN_MEMBER_ID
+        no_id = client.request(mw.leave_request("", (a.member_id, None), version=3))
+        assert (no_id.error_code, no_id.members) == (ErrorCode.INVALID_GROUP_ID, ())
 
 
 def test_group_max_size(broker: BrokerProcess) -> None:
@@ -252,6 +243,10 @@ def test_not_coordinator_before_the_offsets_topic_exists(start: Start) -> None:
             ErrorCode.NOT_COORDINATOR
         )
         assert mw.describe(client, "g").error_code == ErrorCode.NOT_COORDINATOR
+        # a refused LeaveGroup (v3+) names no member, as Kafka answers it
+        for version in (3, 5):
+            left = client.request(mw.leave_request("g", ("m", None), version=version))
+            assert (left.error_code, left.members) == (ErrorCode.NOT_COORDINATOR, ())
 
 
 @pytest.mark.parametrize("version", range(10))
@@ -329,6 +324,24 @@ def test_a_group_that_only_commits_offsets(start: Start) -> None:
     mw.ready(broker, "simple")
     with broker.client() as client:
         assert mw.describe(client, "simple").group_state == "Empty"  # from its offsets
+
+
+def test_an_empty_group_without_offsets_dies_at_the_offsets_cleanup(start: Start) -> None:
+    """Kafka's offsets cleanup (every offsets.retention.check.interval.ms) looks at every
+    group: one Empty with no committed offsets dies (Dead, gone from ListGroups), not
+    only one whose last offsets have just expired."""
+    broker = start({**mw.PROPERTIES, "offsets.retention.check.interval.ms": "100"})
+    mw.ready(broker, "gone")
+    a = Member(broker, "gone", version=3)
+    assert a.join().generation_id == 1
+    with broker.client() as client:
+        left = client.request(mw.leave_request("gone", (a.member_id, None), version=3))
+        assert [m.error_code for m in left.members] == [0]
+        deadline = time.monotonic() + mw.DEADLINE_S
+        while (state := mw.describe(client, "gone").group_state) != "Dead":
+            assert state == "Empty" and time.monotonic() < deadline, state
+            time.sleep(0.05)  # polling a periodic task's effect, with a deadline
+        assert "gone" not in mw.list_groups(client)
 
 
 def test_initial_rebalance_delay(start: Start) -> None:
