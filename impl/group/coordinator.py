@@ -13,7 +13,7 @@ callback Kafka drops (``Abandoned``) is never answered, as in Kafka: its client 
 Offsets (``impl.group.offsets_log``, ``ctx.group_log``) call back into this module:
 ``groups_loaded``/``partition_unloaded`` when a ``__consumer_offsets`` partition is loaded
 or lost, ``validate_commit`` before an OffsetCommit is written, ``empty_since``,
-``group_known`` and ``offsets_expired`` for the offsets' expiry.
+``group_known``, ``group_ids`` and ``offsets_expired`` for the offsets' expiry.
 """
 
 from __future__ import annotations
@@ -68,6 +68,8 @@ class GroupLogView(Protocol):
     def partition_for(self, group_id: str) -> int: ...
 
     def has_offsets(self, group_id: str) -> bool: ...
+
+    def loading(self) -> bool: ...
 
 
 class HasGroupLog(Protocol):
@@ -308,8 +310,11 @@ class GroupCoordinator:
 
     def list_groups(self, states: frozenset[str]) -> tuple[ErrorCode, list[tuple[str, str, str]]]:
         """``handleListGroups``: (group id, protocol type, state) of the groups held here,
-        those in ``states`` (case-insensitive) when it is not empty."""
-        if self._closed or self.group_log is None:
+        those in ``states`` (case-insensitive) when it is not empty; while a partition
+        of ``__consumer_offsets`` is still loading, with COORDINATOR_LOAD_IN_PROGRESS (the
+        list may miss its groups: a client asks again)."""
+        log = self.group_log
+        if self._closed or log is None:
             return ErrorCode.COORDINATOR_NOT_AVAILABLE, []
         wanted = {s.lower() for s in states}
         out = [
@@ -317,7 +322,7 @@ class GroupCoordinator:
             for gid, g in sorted(self.state.groups.items())
             if not wanted or g.phase.value.lower() in wanted
         ]
-        return ErrorCode.NONE, out
+        return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS if log.loading() else ErrorCode.NONE, out
 
     def describe_group(self, group_id: str) -> tuple[ErrorCode, GroupSummary]:
         """``handleDescribeGroup``: Dead for a group this coordinator does not hold (one
@@ -380,6 +385,10 @@ class GroupCoordinator:
         each of its offsets expires on its own commit time, as Kafka's do."""
         g = self.state.groups.get(group_id)
         return g is not None and g.protocol_type is not None
+
+    def group_ids(self) -> list[str]:
+        """The groups held here (the offsets cleanup looks at each of them)."""
+        return sorted(self.state.groups)
 
     def offsets_expired(self, group_id: str) -> None:
         """The group has no offsets left: an Empty group dies (``cleanupGroupMetadata``):

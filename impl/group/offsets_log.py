@@ -21,8 +21,10 @@ offset in the log, so commits completing out of order cannot go back in time.
 Expiry (every offsets.retention.check.interval.ms, ``expire_offsets``): see
 ``expired_offsets``.  Offsets of deleted topics are removed when the topic is deleted
 (``topics_deleted``).  Removed offsets get tombstones; a group left without offsets is
-reported to ``ctx.groups.offsets_expired``.  There is no log cleaner here: the
-compacted topic keeps every record and loading replays them all."""
+reported to ``ctx.groups.offsets_expired``, and so, after each expiry pass and each
+deletion, is every other group held here that has none (committed or being appended),
+as Kafka's cleanupGroupMetadata looks at every group: an Empty one dies there.  There is
+no log cleaner here: the compacted topic keeps every record and loading replays them all."""
 
 from __future__ import annotations
 
@@ -75,6 +77,8 @@ class GroupsCallbacks(Protocol):
     def empty_since(self, group_id: str) -> int | None: ...
 
     def offsets_expired(self, group_id: str) -> None: ...
+
+    def group_ids(self) -> list[str]: ...
 
     def describe_group(self, group_id: str) -> tuple[ErrorCode, DescribedGroup]: ...
 
@@ -204,6 +208,10 @@ class GroupLog:
 
     def loaded_partitions(self) -> frozenset[int]:
         return frozenset(self._loaded)
+
+    def loading(self) -> bool:
+        """Whether some partition led here is still being loaded (Kafka's ``isLoading``)."""
+        return bool(self._loading)
 
     # --- leadership: loading and unloading ----------------------------------------------
 
@@ -434,6 +442,7 @@ class GroupLog:
                 _log.info("group %s: %d offsets expired", gid, len(expired))
                 removed += len(expired)
                 self._remove(gid, sorted(expired))
+        self._end_groups_without_offsets()
         return removed
 
     async def _expire_periodically(self) -> None:
@@ -453,6 +462,21 @@ class GroupLog:
             if self.partition_for(gid) in self._loaded:
                 drop = sorted(tp for tp in self.committed(gid) if tp.topic in gone)
                 self._remove(gid, drop)
+        self._end_groups_without_offsets()
+
+    def _end_groups_without_offsets(self) -> None:
+        """Tell the coordinator of every group of the partitions loaded here that has no
+        offsets, committed or being appended (``offsets_expired``: an Empty one dies),
+        as Kafka's cleanupGroupMetadata does for every group, not only for those whose
+        offsets it has just removed."""
+        groups = self._groups()
+        for gid in groups.group_ids():
+            if (
+                self.partition_for(gid) in self._loaded
+                and not self.has_offsets(gid)
+                and not self._pending.get(gid)
+            ):
+                groups.offsets_expired(gid)
 
     async def _notify_data_arrived(self) -> None:
         async with self.ctx.data_arrived:

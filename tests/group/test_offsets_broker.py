@@ -5,7 +5,7 @@ disappearing."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,27 +15,17 @@ from impl.wire.records import build_batch
 from spec.errors import ErrorCode
 from tests.group import membership_wire as mw
 from tests.group import offsets_wire as ow
+from tests.group.brokers import Start, broker_starter
 from tests.impl import kio_requests as kr
 from tests.impl.conftest import BrokerProcess
 
-Start = Callable[..., BrokerProcess]
 SMALL = {"offsets.topic.num.partitions": "3"}
 
 
 @pytest.fixture
 def start(tmp_path: Path) -> Iterator[Start]:
-    """``start(properties)`` starts a broker on tmp_path's data directory (again after a
-    kill: the same data); all are killed at the end."""
-    started: list[BrokerProcess] = []
-
-    def run(properties: Mapping[str, str] = SMALL) -> BrokerProcess:
-        broker = BrokerProcess(tmp_path, 1, properties)
-        started.append(broker)
-        return broker
-
-    yield run
-    for broker in started:
-        broker.kill()
+    with broker_starter(tmp_path, SMALL) as run:
+        yield run
 
 
 def create_topic(broker: BrokerProcess, name: str, partitions: int) -> None:

@@ -57,6 +57,9 @@ class StandInGroups:
     def empty_since(self, group_id: str) -> int | None:
         return self.empty.get(group_id)
 
+    def group_ids(self) -> list[str]:
+        return sorted(self.states)
+
     def offsets_expired(self, group_id: str) -> None:
         self.expired.append(group_id)
         if self.states.get(group_id) == "Empty":
@@ -315,6 +318,30 @@ def test_expiry_writes_tombstones_and_ends_the_group(tmp_path: Path) -> None:
         await reload(ctx)
         assert not log.has_offsets("simple") and not log.has_offsets("empty")
         assert log.has_offsets("busy")
+
+    run(tmp_path, test)
+
+
+def test_the_cleanup_ends_every_group_without_offsets(tmp_path: Path) -> None:
+    """Kafka's cleanupGroupMetadata looks at every group: one with no offsets (none
+    committed, none being appended) is reported, whether or not any offset expired."""
+
+    async def test(ctx: BrokerContext, groups: StandInGroups) -> None:
+        log = group_log(ctx)
+        groups.states.update(idle="Empty", busy="Stable", holding="Empty", appending="Empty")
+        assert await log.commit_offsets("holding", {TP0: offset(1)}) is ErrorCode.NONE
+        state = _replicated_leader(ctx)
+        before = state.log_end_offset
+        commit = spawn(log.commit_offsets("appending", {TP0: offset(2)}))
+        await until(lambda: state.log_end_offset > before, "the commit appended")
+        assert log.expire_offsets(0) == 0
+        assert groups.expired == ["busy", "idle"]  # the stand-in ends only Empty ones
+        assert sorted(groups.states) == ["appending", "busy", "holding"]
+        state.update_follower(2, state.log_end_offset, 0)
+        assert await commit is ErrorCode.NONE
+        log.topics_deleted(["t"])  # both lose their only offsets: both are reported
+        assert groups.expired == ["busy", "idle", "holding", "appending", "busy"]
+        assert sorted(groups.states) == ["busy"]
 
     run(tmp_path, test)
 
