@@ -113,9 +113,11 @@ def clean(
     )
 
 
-def _names(raw: str, known: tuple[str, ...], what: str) -> tuple[str, ...]:
+def _names(
+    raw: str, known: tuple[str, ...], what: str, *, none_ok: bool = False
+) -> tuple[str, ...]:
     names = tuple(n.strip() for n in raw.split(",") if n.strip())
-    if raw.strip().lower() == "none":
+    if none_ok and raw.strip().lower() == "none":
         return ()
     unknown = [n for n in names if n not in known]
     if unknown or not names:
@@ -182,6 +184,9 @@ def run(  # noqa: PLR0917 - one parameter per command-line option
     if consumer_mode not in ("assign", "group", "both") or zookeepers not in (1, 3, 5):
         _err.print("kafkaref chaos run: --consumer-mode assign|group|both, --zookeepers 1|3|5")
         raise typer.Exit(EXIT_CANNOT_RUN)
+    if not 1 <= brokers <= 99 or partitions < 1 or rate <= 0:
+        _err.print("kafkaref chaos run: --brokers 1-99, --partitions at least 1, --rate above 0")
+        raise typer.Exit(EXIT_CANNOT_RUN)
     extra = []
     for item in broker_config or []:
         name, sep, value = item.partition("=")
@@ -192,7 +197,7 @@ def run(  # noqa: PLR0917 - one parameter per command-line option
     options = RunOptions(
         out=out,
         time_s=time_s,
-        faults=_names(faults, FAULT_KINDS, "fault kinds"),
+        faults=_names(faults, FAULT_KINDS, "fault kinds", none_ok=True),
         targets=_names(target, TARGETS, "targets"),
         brokers=brokers,
         zookeepers=zookeepers,

@@ -310,21 +310,18 @@ class Nemesis:
             )
         ids, what = self._brokers(plan)
         targets = tuple(broker_name(b) for b in ids)
-        if plan.kind == "kill":
+        per_broker: dict[str, tuple[Callable[[str], None], Callable[[str], None]]] = {
+            "kill": (db.kill, db.start_node),
+            "pause": (db.pause, db.unpause),
+        }
+        if plan.kind in per_broker:
+            act, undo = per_broker[plan.kind]
             return Strike(
-                "kill",
+                plan.kind,
                 targets,
                 what,
-                lambda: _each(db.kill, targets),
-                lambda: _each(db.start_node, targets),
-            )
-        if plan.kind == "pause":
-            return Strike(
-                "pause",
-                targets,
-                what,
-                lambda: _each(db.pause, targets),
-                lambda: _each(db.unpause, targets),
+                functools.partial(_each, act, targets),
+                functools.partial(_each, undo, targets),
             )
         if plan.kind == "zookeeper":  # cut-broker: it and ZooKeeper hear nothing of each other
             grudge: dict[str, Collection[str]] = {t: zookeepers for t in targets}

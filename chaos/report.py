@@ -81,6 +81,27 @@ def _per_second(
     return bins
 
 
+def _finish(
+    fig: Figure,
+    ax: Axes,
+    windows: Sequence[FaultWindow],
+    end: float,
+    labels: tuple[str, str, str],
+    **legend: Any,
+) -> Figure:
+    """Shade the faults, name the axes (x label, y label, title), show time from 0 to
+    ``end``, add the legend (upper left, small) and lay the figure out."""
+    shade_faults(ax, windows, end)
+    xlabel, ylabel, title = labels
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.set_xlim(0, max(end, 1.0))
+    ax.legend(loc="upper left", **legend)
+    fig.tight_layout()
+    return fig
+
+
 def plot_throughput(ops: Sequence[Op], windows: Sequence[FaultWindow]) -> Figure:
     end = _end_s(ops)
     fig = Figure(figsize=(10, 3.6))
@@ -110,14 +131,8 @@ def plot_throughput(ops: Sequence[Op], windows: Sequence[FaultWindow]) -> Figure
         lw=1.0,
         alpha=0.7,
     )
-    shade_faults(ax, windows, end)
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("per second")
-    ax.set_title("Throughput")
-    ax.set_xlim(0, max(end, 1.0))
-    ax.legend(loc="upper left", fontsize=8, ncol=3)
-    fig.tight_layout()
-    return fig
+    labels = ("time (s)", "per second", "Throughput")
+    return _finish(fig, ax, windows, end, labels, fontsize=8, ncol=3)
 
 
 def plot_latency(ops: Sequence[Op], windows: Sequence[FaultWindow]) -> Figure:
@@ -137,15 +152,9 @@ def plot_latency(ops: Sequence[Op], windows: Sequence[FaultWindow]) -> Figure:
                 label=f"send {outcome}",
                 lw=0,
             )
-    shade_faults(ax, windows, end)
     ax.set_yscale("log")
-    ax.set_xlabel("time of completion (s)")
-    ax.set_ylabel("latency (ms)")
-    ax.set_title("Send latency")
-    ax.set_xlim(0, max(end, 1.0))
-    ax.legend(loc="upper left", fontsize=8, ncol=4, markerscale=3)
-    fig.tight_layout()
-    return fig
+    labels = ("time of completion (s)", "latency (ms)", "Send latency")
+    return _finish(fig, ax, windows, end, labels, fontsize=8, ncol=4, markerscale=3)
 
 
 def plot_offsets(ops: Sequence[Op], windows: Sequence[FaultWindow], result: CheckResult) -> Figure:

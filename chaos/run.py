@@ -200,6 +200,18 @@ def wait_settled(db: ContainerCluster, w: WorkloadOptions, timeout_s: float) -> 
     wait_until(settled, timeout_s, lambda: "not settled: " + "; ".join(last))
 
 
+def schedule_options(options: RunOptions) -> ScheduleOptions:
+    """The fault schedule's settings: the same for the plan shown and the one run."""
+    return ScheduleOptions(
+        kinds=tuple(options.faults) or FAULT_KINDS,
+        targets=tuple(options.targets),
+        partitions=options.workload.partitions,
+        zookeepers=options.zookeepers,
+        duration_s=options.fault_duration_s,
+        interval_s=options.fault_interval_s,
+    )
+
+
 def _client_logger(out: Path) -> logging.Logger:
     """librdkafka's log lines go to ``client.log`` in the output directory."""
     logger = logging.getLogger(f"chaos.librdkafka.{out.resolve()}")
@@ -233,16 +245,9 @@ def _run(options: RunOptions, say: Say) -> RunOutcome:
         names = known_mutants()
         if names is not None and options.mutant not in names:
             raise CannotRunError(f"unknown mutant {options.mutant!r}; known: {', '.join(names)}")
-    schedule_options = ScheduleOptions(
-        kinds=tuple(options.faults) or FAULT_KINDS,
-        targets=tuple(options.targets),
-        partitions=options.workload.partitions,
-        zookeepers=options.zookeepers,
-        duration_s=options.fault_duration_s,
-        interval_s=options.fault_interval_s,
-    )
     if options.faults:
-        for n, plan in enumerate(plan_prefix(schedule_options, options.seed, options.time_s), 1):
+        plans = plan_prefix(schedule_options(options), options.seed, options.time_s)
+        for n, plan in enumerate(plans, 1):
             say(f"plan {n}: after {plan.quiet_s:.1f}s quiet, {plan.describe()}")
     client = du.connect()
     if options.image is not None:
@@ -330,17 +335,7 @@ def _experiment(
         for i in range(w.consumers)
     ]
     nemesis_rng = random.Random(seeds.random())
-    schedule = fault_schedule(
-        ScheduleOptions(
-            kinds=tuple(options.faults) or FAULT_KINDS,
-            targets=tuple(options.targets),
-            partitions=w.partitions,
-            zookeepers=options.zookeepers,
-            duration_s=options.fault_duration_s,
-            interval_s=options.fault_interval_s,
-        ),
-        random.Random(options.seed),
-    )
+    schedule = fault_schedule(schedule_options(options), random.Random(options.seed))
     nemesis = Nemesis(
         db,
         ClusterRoles(db, w.topic),
@@ -383,6 +378,8 @@ def _experiment(
     finally:
         stop.set()
         history.close()
+        for handler in logger.handlers:
+            handler.close()  # client.log
     for note in notes:
         say(f"note: {note}")
     return final, notes

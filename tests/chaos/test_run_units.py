@@ -86,6 +86,10 @@ def test_counting_history_counts_and_writes(tmp_path: Path) -> None:
     [
         (["--faults", "flood"], "fault kinds"),
         (["--target", "everyone"], "targets"),
+        (["--target", "none"], "targets"),  # faults need a target
+        (["--partitions", "0"], "--partitions"),
+        (["--brokers", "0"], "--brokers"),
+        (["--rate", "0"], "--rate"),
         (["--consumer-mode", "random"], "--consumer-mode"),
         (["--zookeepers", "2"], "--zookeepers"),
         (["--broker-config", "no-value"], "NAME=VALUE"),
