@@ -10,6 +10,11 @@ and ``impl.group.requests``.
 
 Where Kafka picks from a hash map (a new leader, a tie in the protocol vote) this picks
 the smallest member id or protocol name, as the spec does.
+
+Independent of the spec's group model (``spec.group_state``, ``spec.group_rebalance``) on
+purpose: the same Kafka rules written a second time, on mutable values of its own, so
+that tests/group/test_membership_vs_spec.py, which runs both on the same requests,
+compares two implementations of the rules rather than one with itself.
 """
 
 from __future__ import annotations

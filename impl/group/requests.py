@@ -416,11 +416,12 @@ def leave_group(
 
 def validate_commit(s: CoordinatorState, r: MemberRef, now_ms: int) -> ErrorCode:
     """``handleCommitOffsets``/``validateOffsetCommit`` up to the write: generation -1
-    with no member id to an Empty or unknown group is a simple consumer's commit (the
-    group is created, as Kafka does); a commit to an unknown group with a generation is
-    ILLEGAL_GENERATION; otherwise the member must be current and the generation the
-    group's; in CompletingRebalance REBALANCE_IN_PROGRESS.  A valid member's commit
-    restarts its session."""
+    to an Empty group, or to an unknown one (then created, as Kafka does), is accepted
+    whatever the member id (Kafka 3.6+: the admin client's or a consumer's outside group
+    management); a commit to an unknown group with a generation is ILLEGAL_GENERATION;
+    otherwise the member must be current and the generation the group's; in
+    CompletingRebalance REBALANCE_IN_PROGRESS.  A valid member's commit restarts its
+    session."""
     s.now_ms = max(now_ms, s.now_ms)
     group_id, member_id, generation_id = r.group_id, r.member_id, r.generation_id
     group_instance_id = r.group_instance_id

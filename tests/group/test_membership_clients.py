@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import aiokafka
 import confluent_kafka
@@ -23,6 +24,12 @@ from tests.impl.conftest import BrokerProcess
 
 DEADLINE_S = 60.0
 CONFIG = {**mw.PROPERTIES, "group.min.session.timeout.ms": "6000"}
+PYTHON_CLIENT_SETTINGS: dict[str, Any] = {
+    "session_timeout_ms": 6000,
+    "heartbeat_interval_ms": 300,
+    "enable_auto_commit": False,
+}
+"""kafka-python's and aiokafka's consumer settings (librdkafka's have their own names)."""
 
 
 class ConsumerThread(threading.Thread):
@@ -73,9 +80,7 @@ class ConsumerThread(threading.Thread):
             self.topic,
             bootstrap_servers=self.bootstrap,
             group_id=self.group,
-            session_timeout_ms=6000,
-            heartbeat_interval_ms=300,
-            enable_auto_commit=False,
+            **PYTHON_CLIENT_SETTINGS,
         )
         while not self.done.is_set():
             c.poll(timeout_ms=100)
@@ -87,9 +92,7 @@ class ConsumerThread(threading.Thread):
             self.topic,
             bootstrap_servers=self.bootstrap,
             group_id=self.group,
-            session_timeout_ms=6000,
-            heartbeat_interval_ms=300,
-            enable_auto_commit=False,
+            **PYTHON_CLIENT_SETTINGS,
         )
         await c.start()
         try:

@@ -12,6 +12,7 @@ group records are written at once, as the spec's writes are atomic."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -46,7 +47,6 @@ from spec.group_actions import (
 )
 from spec.group_state import (
     Abandoned,
-    Coordinator,
     JoinResponse,
     Pending,
     Protocol,
@@ -86,46 +86,11 @@ def _answer(a: Any) -> Any:
     return ("abandoned",)
 
 
-def _spec_groups(c: Coordinator) -> dict[str, Any]:
+def _groups(groups: Mapping[str, Any]) -> dict[str, Any]:
+    """Either side's groups (the spec's ``Coordinator.groups``, the impl's
+    ``CoordinatorState.groups``: the same attribute names) as comparable plain values."""
     out = {}
-    for gid, g in c.groups.items():
-        members = {
-            mid: (
-                m.group_instance_id,
-                m.client_id,
-                m.session_timeout_ms,
-                m.rebalance_timeout_ms,
-                m.protocol_type,
-                tuple((p.name, p.metadata) for p in m.protocols),
-                m.assignment,
-                m.join_ticket,
-                m.sync_ticket,
-                m.is_new,
-                m.heartbeat_deadline_ms,
-            )
-            for mid, m in g.members.items()
-        }
-        t = g.join_timer
-        out[gid] = (
-            g.phase.value,
-            g.state_timestamp_ms,
-            g.generation_id,
-            g.protocol_type,
-            g.protocol_name,
-            g.leader_id,
-            members,
-            dict(g.pending_members),
-            set(g.pending_sync_members),
-            None if t is None else attrs.astuple(t),
-            g.sync_deadline_ms,
-            g.new_member_added,
-        )
-    return out
-
-
-def _impl_groups(s: CoordinatorState) -> dict[str, Any]:
-    out = {}
-    for gid, g in s.groups.items():
+    for gid, g in groups.items():
         members = {
             mid: (
                 m.group_instance_id,
@@ -218,7 +183,7 @@ class MembershipVsSpec(RuleBasedStateMachine):
                 self.ids.add(a[2])
         if isinstance(spec[0], tuple) and spec[0][0] == "join" and spec[0][2]:
             self.ids.add(spec[0][2])
-        assert _impl_groups(self.impl) == _spec_groups(self.spec)
+        assert _groups(self.impl.groups) == _groups(self.spec.groups)
         assert self.impl.now_ms == self.spec.now_ms
 
     def _member(self, data: st.DataObject) -> str:
