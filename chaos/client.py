@@ -9,9 +9,11 @@ host), each operation recorded in the history as it is invoked and as it complet
 * :class:`ConsumerWorker` - one thread, one consumer, ``assign`` mode (every partition,
   from the beginning) or ``group`` mode (subscribed; the rebalance callbacks record each
   new assignment).  Records polls with the ``(offset, value)`` pairs read, ``assign`` /
-  ``seek`` / ``crash`` whenever its position moves for a reason of its own (an
-  assignment, librdkafka's offset reset, a restart) so the checker does not take that
-  for a nonmonotonic poll or a skip.  Messages are taken one by one (``poll``), so a
+  ``crash`` whenever its position moves for a reason of its own (an assignment, a
+  restart) so the checker does not take that for a nonmonotonic poll or a skip.  An
+  offset reset is not such a reason: librdkafka makes it silently (auto.offset.reset
+  earliest), and a correct cluster never puts a consumer's position out of range here,
+  so it shows as the anomaly it is.  Messages are taken one by one (``poll``), so a
   rebalance callback falls between two recorded polls, never inside one.
 
 The final read is :mod:`chaos.final_read`.
@@ -394,10 +396,9 @@ class ConsumerWorker(Worker):
                 continue
             err = msg.error()
             if err is not None:
-                if err.code() == KafkaError._AUTO_OFFSET_RESET:
-                    tp = TopicPartition(msg.topic() or self.options.topic, msg.partition())
-                    self._moved(F.SEEK, [tp])
-                    self._begin()
+                # Under auto.offset.reset=earliest librdkafka resets an out-of-range
+                # position silently (no _AUTO_OFFSET_RESET event): the jump shows in the
+                # history as a nonmonotonic poll or a skip, which is what it is.
                 continue
             self._begin()  # a rebalance callback may have completed the poll
             tp = TopicPartition(msg.topic(), msg.partition())

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 
 from chaos.client import WorkloadOptions, consumer_config, text_of
@@ -93,9 +93,10 @@ def _read_partition(
         if msg is None:
             continue
         if msg.error() is not None:
-            if msg.error().code() == KafkaError._AUTO_OFFSET_RESET:
-                return records, high, "the consumer's offset was reset"
             continue
+        if records and msg.offset() <= records[-1][0]:
+            # librdkafka reset the position (silently, auto.offset.reset=earliest).
+            return records, high, f"the consumer's position went back to {msg.offset()}"
         records.append((msg.offset(), text_of(msg.value())))
     consumer.unassign()
     return records, high, None
