@@ -108,6 +108,7 @@ class ExampleRun:
         observed = self.executor.run(op, explicit)
         self.tally.count(rule, observed)
         self.steps.append(Step(rule, op, observed))
+        self.oracle.timing = self.executor.timing  # the model's clock follows the harness's
         verdict = self.oracle.check(op, observed, self.executor.producer_ids)
         if self._on_step is not None:
             self._on_step()

@@ -8,7 +8,9 @@ answer, so a cheap ApiVersions request follows it on the same connection: Kafka 
 requests of a connection in order, so its answer proves the produce was handled and the
 connection stayed open (a failed acks=0 produce closes it).  A broker restart
 (``harness.conform_faults``) goes through ``restart``, given by the session when the
-harness holds the target's broker processes; the client reconnects afterwards.  A
+harness holds the target's broker processes; the client reconnects afterwards.  The wait
+for retention (``harness.conform_retention``) polls with Fetch; every operation leaves its
+:class:`~harness.conform_retention.Timing` for the oracle (the model's clock).  A
 target without CreateTopics gets its topics out of band, through ``create_topic`` (the
 session's hook, ``--mock``).  Group
 operations go to ``harness.conform_group_exec``, which checks their answers against the
@@ -61,6 +63,7 @@ from harness.conform_ops import (
     physical_topic,
 )
 from harness.conform_oracle import Oracle, OracleError
+from harness.conform_retention import POLL_S, SLACK_MS, AwaitRetention, Timing
 from impl.wire import records as wire_records
 from spec.state import TopicPartition
 
@@ -114,6 +117,9 @@ def _runs_past(data: bytes, pos: int) -> bool:
 class Executor:
     """Runs operations for one example on ``client`` (reconnecting after a close)."""
 
+    timing: Timing = Timing()
+    """When the last operation's batches were stamped and its answer arrived."""
+
     def __init__(
         self,
         client: KafkaClient,
@@ -135,6 +141,9 @@ class Executor:
         """Create a topic out of band (name, partitions), for a target without CreateTopics."""
         self.groups = GroupExecutor(client, f"{namespace}g", self.topic, self.logical)
         self._oracle: Oracle | None = None
+        self._batch_ms: int | None = None
+        self.produced_ms: dict[TopicPartition, int] = {}
+        """The timestamp of the example's last batch to each partition."""
 
     def attach(self, oracle: Oracle) -> None:
         """The example's oracle, which group operations are checked against as they go."""
@@ -160,6 +169,12 @@ class Executor:
     def run(self, op: Operation, explicit: tuple[tuple[int, ...], ...] = ()) -> Observation:
         """Perform ``op``; what the target answered.  ``explicit`` is the replica
         assignment of an explicit CreateTopic (target broker ids)."""
+        self._batch_ms = None
+        observed = self._attempt(op, explicit)
+        self.timing = Timing(self._batch_ms, self._clock_ms())
+        return observed
+
+    def _attempt(self, op: Operation, explicit: tuple[tuple[int, ...], ...]) -> Observation:
         try:
             if not self.client.connected:
                 self.client.connect()
@@ -180,9 +195,10 @@ class Executor:
         if isinstance(op, CreateTopic) and self.create_topic is not None:
             return ErrorAnswer(self.create_topic(self.topic(op.topic), op.partitions))
         if isinstance(op, CreateTopic):
-            new = NewTopic(self.topic(op.topic), op.partitions, 1)
+            configs = dict(op.configs)
+            new = NewTopic(self.topic(op.topic), op.partitions, 1, configs=configs)
             if op.explicit:
-                new = NewTopic(self.topic(op.topic), assignment=explicit)
+                new = NewTopic(self.topic(op.topic), assignment=explicit, configs=configs)
             answer = client_admin.create_topics(self.client, [new]).get(new.name)
             if answer is None:
                 return Failed(f"the CreateTopics response has no answer for {op.topic}")
@@ -191,6 +207,8 @@ class Executor:
             return self._produce(op)
         if isinstance(op, Fetch):
             return self._fetch(op)
+        if isinstance(op, AwaitRetention):
+            return self._await_retention(op)
         if isinstance(op, ListOffsets):
             tp = self._tp(op.tp)
             got = self.client.list_offsets({tp: op.timestamp}).get(tp)
@@ -234,7 +252,8 @@ class Executor:
             raise OracleError(str(e)) from None
 
     def _produce(self, op: Produce) -> Observation:
-        now = self._clock_ms()
+        now = self._batch_ms = self._clock_ms()
+        self.produced_ms.update((b.tp, now) for b in op.batches)
         batches = {
             self._tp(b.tp): b.build(self.producer_ids.get(b.producer, -1), now) for b in op.batches
         }
@@ -277,6 +296,19 @@ class Executor:
         if isinstance(fetched, str):
             return Failed(fetched)
         return FetchAnswer(got.error, got.high_watermark, got.log_start_offset, fetched)
+
+    def _await_retention(self, op: AwaitRetention) -> Observation:
+        """Fetch until the wait is over (``AwaitRetention``); the last answer."""
+        start = self._clock_ms()
+        ready = self.produced_ms.get(op.tp, start) + op.wait_ms
+        while True:
+            answer = self._fetch(Fetch(op.tp, op.offset))
+            now = self._clock_ms()
+            if not isinstance(answer, FetchAnswer) or now >= max(ready, start) + SLACK_MS:
+                return answer
+            if now >= ready and op.settled(answer.error, answer.log_start_offset):
+                return answer
+            time.sleep(POLL_S)  # the broker's retention pass runs on its own clock
 
     def _metadata(self, op: Metadata) -> Observation:
         names = [self.topic(t) for t in op.topics]

@@ -10,10 +10,13 @@ callback), the member ids each slot was told (``harness.conform_group_ids``), an
 of the group's ``__consumer_offsets`` writes are certainly in the log (``writes``, see
 ``harness.conform_group_log``; each step that writes adds to it).
 
-Two internal steps lead from a candidate to others, in any order (:func:`successors`): the
-coordinator handles a queued request, or a deadline that is due fires (the spec's
-``Tick(0)``).  Time stands still in the model: the members' session and rebalance
-timeouts are longer than an example, so the only deadline that falls due is a zero one
+Three internal steps lead from a candidate to others, in any order (:func:`successors`):
+the coordinator handles a queued request, a deadline that is due fires (the spec's
+``Tick(0)``), or the periodic offsets cleanup ends an Empty group that has no offsets
+(the spec's ``expire_offsets``; Kafka runs it every offsets.retention.check.interval.ms,
+so a long run, or a target that has run for a while, may do it between any two steps).
+Time stands still in the model: the members' session and rebalance timeouts are longer
+than an example, so the only deadline that falls due is a zero one
 (``group.initial.rebalance.delay.ms`` = 0: Kafka's timer thread fires it just after the
 JoinGroup that armed it).  :func:`close` is every candidate these steps reach.
 
@@ -389,19 +392,34 @@ def settled(c: Candidate) -> bool:
     return not c.queued and not _due(c)
 
 
-def successors(c: Candidate) -> Iterator[Candidate]:
+def _cleanup(c: Candidate) -> Candidate | None:
+    """The offsets cleanup runs (every offsets.retention.check.interval.ms, at a time
+    the harness cannot see): an Empty group without offsets dies (the spec's
+    ``expire_offsets``); None when it changes nothing."""
+    coord = so.expire_offsets(c.coord)
+    if coord == c.coord:
+        return None
+    before = c.coord.groups.get(MODEL_GROUP)
+    return _record_write(attrs.evolve(c, coord=coord), before, [])
+
+
+def successors(c: Candidate, cleanup: bool = True) -> Iterator[Candidate]:
+    """The candidates one internal step leads to; the offsets cleanup among them only
+    when it may run during the example (``cleanup``)."""
     for slot, request in c.queued.items():
         yield from _handle(c, slot, request)
     if _due(c):
         yield from _tick(c)
+    if cleanup and (cleaned := _cleanup(c)) is not None:
+        yield cleaned
 
 
-def close(candidates: Iterable[Candidate]) -> tuple[Candidate, ...]:
+def close(candidates: Iterable[Candidate], cleanup: bool = True) -> tuple[Candidate, ...]:
     """Every candidate the internal steps reach from ``candidates``."""
     seen = dict.fromkeys(candidates)
     todo = list(seen)
     while todo:
-        for n in successors(todo.pop()):
+        for n in successors(todo.pop(), cleanup):
             if n not in seen:
                 seen[n] = None
                 todo.append(n)

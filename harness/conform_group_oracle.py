@@ -84,7 +84,10 @@ class GroupVerdict:
 class GroupOracle:
     """The candidates of one example's group, and the spec's verdict on what was read."""
 
-    def __init__(self, config: SpecConfig) -> None:
+    def __init__(self, config: SpecConfig, *, cleanup: bool = True) -> None:
+        """``cleanup``: whether the target's periodic offsets cleanup may run during the
+        example (``harness.conform_target.offsets_cleanup_may_run``)."""
+        self.cleanup = cleanup
         config = attrs.evolve(config, group_initial_rebalance_delay_ms=0)
         self.candidates: tuple[Candidate, ...] = (Candidate(sg.coordinator(config)),)
         self.versions: dict[str, int] = {"JoinGroup": 9, "SyncGroup": 5}
@@ -99,7 +102,7 @@ class GroupOracle:
         for c in self.candidates:
             request = self._request(op, c.ids, exists)
             queued.append(attrs.evolve(c, queued=c.queued.set(slot, request)))
-        self.candidates = close(queued)
+        self.candidates = close(queued, self.cleanup)
 
     def _request(
         self,
@@ -242,7 +245,7 @@ class GroupOracle:
         if not kept:
             self.verdict = GroupVerdict(False, allowed)
             return False
-        self.candidates = close(kept)
+        self.candidates = close(kept, self.cleanup)
         return True
 
     def refuse(self, allowed: tuple[Any, ...] = ()) -> None:
@@ -275,4 +278,4 @@ class GroupOracle:
                     coord = step.state
                 writes = GroupWrites(stored)
                 out.append(Candidate(attrs.evolve(coord, outbox=()), ids=c.ids, writes=writes))
-        self.candidates = close(out)
+        self.candidates = close(out, self.cleanup)

@@ -34,6 +34,14 @@ Rules:
 ``produce_too_large``        a batch over message.max.bytes (MESSAGE_TOO_LARGE)
 ``restart_broker``           the broker is killed (SIGKILL) and restarted on its data,
                              once per example, when the harness holds its process
+``create_topic_with_retention``  CreateTopics of a one-partition topic whose records
+                             expire after 100 ms (``harness.conform_retention``), once per
+                             example; fetch, list_offsets, metadata use it like any topic
+``produce_retained``         a batch of one record of a fixed size (one batch fills a
+                             segment) to it, acks 0/1/all or the invalid 2
+``await_retention``          wait for the broker's retention pass to delete what expired
+                             since the last wait, then Fetch at the log end offset (the
+                             log start offset moved, the log end offset did not)
 
 and the consumer group rules of ``harness.conform_group_rules`` (join_group, sync_group,
 heartbeat, leave_group, consumer_poll, commit_offsets, inspect_group), inherited, when
@@ -65,7 +73,8 @@ from harness.conform_ops import (
     ProducerIdAnswer,
     Records,
 )
-from harness.conform_target import TargetDeclaration
+from harness.conform_retention import RETAINED_VALUE_BYTES, AwaitRetention, retention_configs
+from harness.conform_target import TargetDeclaration, retention_wait_ms
 from spec.actions import ACKS_ALL, ACKS_LEADER, ACKS_NONE, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP
 from spec.errors import ErrorCode
 from spec.partitioner import partition_for_key
@@ -79,6 +88,8 @@ NEVER_CREATED = "t99"
 INVALID_ACKS = 2
 MAX_RESTARTS = 1
 """Broker restarts per example (each takes a fraction of a second)."""
+MAX_RETENTION_TOPICS = 1
+"""Topics with retention per example (beyond MAX_TOPICS)."""
 MAX_TOO_LARGE_BYTES = 8 << 20
 """produce_too_large sends a value of message.max.bytes: not when that is larger."""
 
@@ -92,6 +103,7 @@ KEYED_RECORDS: st.SearchStrategy[Records] = st.lists(
 ).map(tuple)
 ACKS = st.sampled_from([ACKS_ALL, ACKS_LEADER, ACKS_NONE, ACKS_ALL, ACKS_LEADER, INVALID_ACKS])
 IDEMPOTENT_ACKS = st.sampled_from([ACKS_ALL, ACKS_LEADER])
+RETAINED_VALUES = st.binary(min_size=RETAINED_VALUE_BYTES, max_size=RETAINED_VALUE_BYTES)
 PARTITIONS = st.one_of(st.integers(1, 4), st.sampled_from([0, -1]))
 
 
@@ -118,14 +130,36 @@ class ConformanceMachine(GroupRules):
         self.slots = 0
         self.restarts = 0
         self.max_bytes = declaration.spec_config().message_max_bytes
+        self.retention_wait_ms = retention_wait_ms(declaration)
+        self.retained: list[TopicPartition] = []
+        """The partitions of the topics created with retention."""
+        self.last_base: dict[TopicPartition, int] = {}
+        """The base offset of the last batch appended to each partition."""
+        self.awaited: dict[TopicPartition, int] = {}
+        """The log end offset of each retained partition when retention was last awaited."""
 
     # --- helpers ------------------------------------------------------------------------
 
     def _perform(self, name: str, op: Any) -> Any:
-        return self.example.perform(name, op)
+        if not isinstance(op, Produce):
+            return self.example.perform(name, op)
+        oracle = self.example.oracle
+        ends = {b.tp: oracle.log_end_offset(b.tp) for b in op.batches}
+        try:
+            return self.example.perform(name, op)
+        finally:
+            for tp, end in ends.items():
+                if oracle.log_end_offset(tp) > end:
+                    self.last_base[tp] = end
 
-    def _topic(self, data: st.DataObject) -> str:
-        return data.draw(st.sampled_from(sorted(self.topics)), label="topic")
+    def _topic(self, data: st.DataObject, retained: bool = True) -> str:
+        names = sorted(self.topics) if retained else self._unretained()
+        return data.draw(st.sampled_from(names), label="topic")
+
+    def _unretained(self) -> list[str]:
+        """The topics without retention settings: the produce rules but produce_retained
+        keep to these, as their batches may not fit a retained topic's segment."""
+        return sorted(set(self.topics) - {tp.topic for tp in self.retained})
 
     def _partition(self, data: st.DataObject, topic: str, beyond: bool) -> TopicPartition:
         last = self.topics[topic] if beyond else self.topics[topic] - 1
@@ -161,16 +195,16 @@ class ConformanceMachine(GroupRules):
 
     # --- plain produce ------------------------------------------------------------------
 
-    @precondition(lambda self: bool(self.topics))
+    @precondition(lambda self: bool(self._unretained()))
     @rule(data=st.data(), records=RECORDS, acks=ACKS, gzip=st.booleans())
     def produce(self, data: st.DataObject, records: Records, acks: int, gzip: bool) -> None:
-        tp = self._partition(data, self._topic(data), beyond=True)
+        tp = self._partition(data, self._topic(data, retained=False), beyond=True)
         self._perform("produce", Produce((Batch(tp, records, gzip=gzip),), acks))
 
-    @precondition(lambda self: bool(self.topics))
+    @precondition(lambda self: bool(self._unretained()))
     @rule(data=st.data(), records=KEYED_RECORDS, acks=ACKS)
     def produce_keyed(self, data: st.DataObject, records: Records, acks: int) -> None:
-        topic = self._topic(data)
+        topic = self._topic(data, retained=False)
         by_partition: dict[int, list[tuple[bytes | None, bytes]]] = {}
         for key, value in records:
             assert key is not None
@@ -198,7 +232,7 @@ class ConformanceMachine(GroupRules):
     ) -> tuple[ProducerView, Batch]:
         slot = data.draw(st.sampled_from(sorted(self.producers)), label="producer")
         view = self.producers[slot]
-        tp = self._partition(data, self._topic(data), beyond=False)
+        tp = self._partition(data, self._topic(data, retained=False), beyond=False)
         sequence = view.next_sequence.get(tp, 0) + gap
         return view, Batch(tp, records, slot, view.epoch, sequence)
 
@@ -208,13 +242,13 @@ class ConformanceMachine(GroupRules):
             view.next_sequence[batch.tp] = batch.base_sequence + len(batch.records)
             view.acknowledged.append(batch)
 
-    @precondition(lambda self: bool(self.producers) and bool(self.topics))
+    @precondition(lambda self: bool(self.producers) and bool(self._unretained()))
     @rule(data=st.data(), records=RECORDS, acks=IDEMPOTENT_ACKS)
     def produce_idempotent(self, data: st.DataObject, records: Records, acks: int) -> None:
         view, batch = self._idempotent(data, records, 0)
         self._send_idempotent("produce_idempotent", view, batch, acks)
 
-    @precondition(lambda self: bool(self.producers) and bool(self.topics))
+    @precondition(lambda self: bool(self.producers) and bool(self._unretained()))
     @rule(data=st.data(), records=RECORDS, gap=st.integers(1, 3))
     def produce_out_of_sequence(self, data: st.DataObject, records: Records, gap: int) -> None:
         view, batch = self._idempotent(data, records, gap)
@@ -279,16 +313,16 @@ class ConformanceMachine(GroupRules):
 
     # --- what the spec leaves to the harness: corrupt and oversized batches, restarts ----
 
-    @precondition(lambda self: bool(self.topics))
+    @precondition(lambda self: bool(self._unretained()))
     @rule(data=st.data(), records=RECORDS, acks=ACKS)
     def produce_corrupt(self, data: st.DataObject, records: Records, acks: int) -> None:
-        tp = self._partition(data, self._topic(data), beyond=True)
+        tp = self._partition(data, self._topic(data, retained=False), beyond=True)
         self._perform("produce_corrupt", Produce((Batch(tp, records, corrupt=True),), acks))
 
-    @precondition(lambda self: bool(self.topics) and self.max_bytes <= MAX_TOO_LARGE_BYTES)
+    @precondition(lambda self: bool(self._unretained()) and self.max_bytes <= MAX_TOO_LARGE_BYTES)
     @rule(data=st.data(), acks=IDEMPOTENT_ACKS)
     def produce_too_large(self, data: st.DataObject, acks: int) -> None:
-        tp = self._partition(data, self._topic(data), beyond=False)
+        tp = self._partition(data, self._topic(data, retained=False), beyond=False)
         records = ((None, bytes(self.max_bytes)),)
         self._perform("produce_too_large", Produce((Batch(tp, records),), acks))
 
@@ -303,6 +337,43 @@ class ConformanceMachine(GroupRules):
     def restart_broker(self) -> None:
         self.restarts += 1
         self._perform("restart_broker", RestartBroker(0))
+
+    # --- retention (harness.conform_retention) -----------------------------------------
+
+    @precondition(
+        lambda self: (
+            self.retention_wait_ms is not None and len(self.retained) < MAX_RETENTION_TOPICS
+        )
+    )
+    @rule(by_size=st.booleans())
+    def create_topic_with_retention(self, by_size: bool) -> None:
+        topic = f"t{self.created}"
+        self.created += 1
+        op = CreateTopic(topic, 1, configs=retention_configs(by_size))
+        answer = self._perform("create_topic_with_retention", op)
+        if answer == ErrorAnswer(ErrorCode.NONE) and self.example.oracle.partition_count(topic):
+            self.topics[topic] = 1
+            self.retained.append(TopicPartition(topic, 0))
+
+    @precondition(lambda self: bool(self.retained))
+    @rule(data=st.data(), value=RETAINED_VALUES, acks=ACKS)
+    def produce_retained(self, data: st.DataObject, value: bytes, acks: int) -> None:
+        tp = data.draw(st.sampled_from(self.retained), label="partition")
+        self._perform("produce_retained", Produce((Batch(tp, ((None, value),)),), acks))
+
+    def _awaitable(self) -> list[TopicPartition]:
+        """Retained partitions with records appended since retention was last awaited."""
+        oracle = self.example.oracle
+        return [tp for tp in self.retained if oracle.log_end_offset(tp) > self.awaited.get(tp, 0)]
+
+    @precondition(lambda self: bool(self._awaitable()))
+    @rule(data=st.data())
+    def await_retention(self, data: st.DataObject) -> None:
+        assert self.retention_wait_ms is not None
+        tp = data.draw(st.sampled_from(self._awaitable()), label="partition")
+        end = self.awaited[tp] = self.example.oracle.log_end_offset(tp)
+        goal = self.last_base.get(tp, 0)
+        self._perform("await_retention", AwaitRetention(tp, end, goal, self.retention_wait_ms))
 
     def teardown(self) -> None:
         """Delete the example's topics on the target (best effort, not checked)."""

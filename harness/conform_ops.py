@@ -35,6 +35,7 @@ from harness.conform_group_ops import (
     SlotAnswer,
     group_op_from_json,
 )
+from harness.conform_retention import AwaitRetention, Configs
 from impl.wire import records as wire_records
 from spec.actions import ACKS_ALL, EARLIEST_TIMESTAMP
 from spec.state import TopicPartition
@@ -53,15 +54,18 @@ Records = tuple[tuple[bytes | None, bytes], ...]
 @attrs.frozen(slots=True)
 class CreateTopic:
     """CreateTopics of one topic: ``partitions`` (-1: the broker's num.partitions) with
-    replication factor 1, or with ``explicit`` the replica assignment the spec computes."""
+    replication factor 1, or with ``explicit`` the replica assignment the spec computes;
+    ``configs``: topic-level settings (``harness.conform_retention``)."""
 
     topic: str
     partitions: int
     explicit: bool = False
+    configs: Configs = ()
 
     def describe(self) -> str:
         how = "explicit assignment" if self.explicit else "replication factor 1"
-        return f"CreateTopics {self.topic} partitions={self.partitions} ({how})"
+        settings = "".join(f" {k}={v}" for k, v in self.configs)
+        return f"CreateTopics {self.topic} partitions={self.partitions} ({how}){settings}"
 
 
 @attrs.frozen(slots=True)
@@ -165,6 +169,7 @@ Operation = (
     | InitProducerId
     | Metadata
     | RestartBroker
+    | AwaitRetention
     | GroupOperation
     | ClusterOperation
 )
@@ -367,6 +372,7 @@ _OPS: Mapping[str, type[Any]] = {
     "init_producer_id": InitProducerId,
     "metadata": Metadata,
     "restart_broker": RestartBroker,
+    "await_retention": AwaitRetention,
     **GROUP_KINDS,
     **CLUSTER_KINDS,
 }
@@ -419,7 +425,13 @@ def op_from_json(data: Mapping[str, Any]) -> Operation:
         other = data["offset"] if kind == "fetch" else data["timestamp"]
         return _OPS[kind](_tp(data["tp"]), int(other))  # type: ignore[no-any-return]
     if kind == "create_topic":
-        return CreateTopic(str(data["topic"]), int(data["partitions"]), bool(data["explicit"]))
+        configs = tuple((str(k), str(v)) for k, v in data.get("configs", ()))
+        return CreateTopic(
+            str(data["topic"]), int(data["partitions"]), bool(data["explicit"]), configs
+        )
+    if kind == "await_retention":
+        offset, goal, wait = (int(data[f]) for f in ("offset", "goal", "wait_ms"))
+        return AwaitRetention(_tp(data["tp"]), offset, goal, wait)
     if kind == "init_producer_id":
         return InitProducerId(int(data["slot"]))
     if kind == "metadata":

@@ -23,6 +23,11 @@ a broker restart is the spec's crash (nothing lost: a killed process's writes ar
 page cache) followed by its restart (``harness.conform_faults``); the group coordinator
 restarts with it and reloads its groups from ``__consumer_offsets``.
 
+Retention (``harness.conform_retention``) is the spec's too, but a broker runs it when it
+likes: before an operation the candidates of the partitions it touches widen to every log
+start offset retention may have reached by the time the answer arrived, and the model's
+clock follows the harness's (:attr:`Oracle.timing`).
+
 Consumer groups have an oracle of their own (``harness.conform_group_oracle``, the spec's
 ``spec.group``): their answers may come long after their requests, so they are checked as
 the executor reads them, and ``check`` reports that verdict.
@@ -60,6 +65,7 @@ from harness.conform_ops import (
     ProducerIdAnswer,
     TopicInfo,
 )
+from harness.conform_retention import AwaitRetention, Timing, at_time, retained, topic_config
 from spec import actions
 from spec.admin import assign_replicas
 from spec.cluster import internal_steps, step
@@ -104,8 +110,18 @@ class Oracle:
     ``brokers`` are the target's broker ids; ``controller`` the one that controls the
     cluster; ``contact`` the one the harness sends its requests to."""
 
+    timing: Timing = Timing()
+    """When the operation being checked happened (``harness.conform_check`` sets it from
+    the executor's): its batches' timestamp and when its answer arrived."""
+
     def __init__(
-        self, config: SpecConfig, brokers: Sequence[int], controller: int, contact: int
+        self,
+        config: SpecConfig,
+        brokers: Sequence[int],
+        controller: int,
+        contact: int,
+        *,
+        offsets_cleanup: bool = True,
     ) -> None:
         self.target_ids = tuple(sorted(brokers))
         self._model_id = {b: i for i, b in enumerate(self.target_ids)}
@@ -114,7 +130,9 @@ class Oracle:
         elected = step(s, actions.ElectController(self._model_id.get(controller, 0)))
         assert isinstance(elected, Ok)
         self.candidates: tuple[ClusterState, ...] = (settle(elected.state),)
-        self.groups = GroupOracle(config)
+        self.topic_configs: dict[str, tuple[tuple[str, str], ...]] = {}
+        """Topic-level settings of the topics created with some."""
+        self.groups = GroupOracle(config, cleanup=offsets_cleanup)
         """The example's group (``harness.conform_group_oracle``): group operations are
         checked as the executor performs them, and their verdict is read here."""
 
@@ -146,7 +164,7 @@ class Oracle:
             ok = isinstance(observed, GroupStep) and self.groups.verdict.ok
             return Verdict(ok, self.groups.verdict.allowed)
         outcomes: list[tuple[Observation, ClusterState]] = []
-        for s in self.candidates:
+        for s in self._retained(op):
             outcomes += self._outcomes(s, op, producer_ids)
         allowed = tuple(dict.fromkeys(obs for obs, _ in outcomes))
         kept = tuple(dict.fromkeys(settle(s) for obs, s in outcomes if obs == observed))
@@ -157,7 +175,26 @@ class Oracle:
         self.candidates = kept
         if isinstance(op, RestartBroker):
             self.groups.restart()
+        if isinstance(op, CreateTopic) and op.configs and observed == ErrorAnswer(ErrorCode.NONE):
+            self.topic_configs[op.topic] = op.configs
         return Verdict(True, allowed)
+
+    def _retained(self, op: Operation) -> list[ClusterState]:
+        """The candidates, and every state retention may have reached in them by the time
+        the answer arrived on the partitions ``op`` touches."""
+        tps: tuple[TopicPartition, ...] = ()
+        if isinstance(op, Produce):
+            tps = tuple(dict.fromkeys(b.tp for b in op.batches))
+        elif isinstance(op, Fetch | ListOffsets | AwaitRetention):
+            tps = (op.tp,)
+        states = list(self.candidates)
+        for tp in tps:
+            widened: list[ClusterState] = []
+            for s in states:
+                config = topic_config(s.config, self.topic_configs.get(tp.topic, ()))
+                widened += retained(s, tp, config, self.timing.answered_ms)
+            states = list(dict.fromkeys(widened))
+        return states
 
     def _outcomes(
         self, s: ClusterState, op: Operation, producer_ids: Mapping[int, int]
@@ -167,7 +204,9 @@ class Oracle:
         if isinstance(op, Produce):
             return [self._produce(s, op, producer_ids)]
         if isinstance(op, Fetch):
-            return [(self._fetch(s, op), s)]
+            return [(a, s) for a in self._one_segment(op.tp.topic, self._fetch(s, op))]
+        if isinstance(op, AwaitRetention):
+            return [(self._fetch(s, Fetch(op.tp, op.offset)), s)]
         if isinstance(op, ListOffsets):
             out = step(s, actions.ListOffsets(op.tp, self.contact, op.timestamp))
             obs = OffsetAnswer(out.error, out.reply.offset if isinstance(out, Ok) else -1)
@@ -218,6 +257,7 @@ class Oracle:
     ) -> tuple[Observation, ClusterState]:
         answers: dict[TopicPartition, PartitionAnswer] = {}
         pending: dict[int, tuple[TopicPartition, int]] = {}
+        s = at_time(s, self.timing.batch_ms)  # the records' timestamp (CreateTime)
         for batch in op.batches:
             pid = producer_ids.get(batch.producer, -1) if batch.producer >= 0 else -1
             produce = actions.Produce(
@@ -283,6 +323,15 @@ class Oracle:
                 for i, r in enumerate(reply.records)
             ),
         )
+
+    def _one_segment(self, topic: str, answer: FetchAnswer) -> list[FetchAnswer]:
+        """Kafka answers a Fetch from one log segment: on a topic created with a small
+        ``segment.bytes`` (one batch per segment, one record per batch:
+        ``harness.conform_retention``) any non-empty prefix of the records."""
+        records = answer.records
+        if not records or "segment.bytes" not in dict(self.topic_configs.get(topic, ())):
+            return [answer]
+        return [attrs.evolve(answer, records=records[:k]) for k in range(len(records), 0, -1)]
 
     def _metadata(self, s: ClusterState, op: Metadata) -> MetadataAnswer:
         topics = []

@@ -29,7 +29,7 @@ from harness.conform_exec import Executor
 from harness.conform_faults import BrokerControl
 from harness.conform_ops import Observation, Operation
 from harness.conform_oracle import Oracle
-from harness.conform_target import TargetDeclaration
+from harness.conform_target import TargetDeclaration, offsets_cleanup_may_run
 from spec.config import SpecConfig
 
 
@@ -131,7 +131,13 @@ class Session:
         executor = Executor(
             self.client, namespace, self.issued_ids, restart=restart, create_topic=self.create_topic
         )
-        oracle = Oracle(self.config, self.brokers, self.controller, self.contact)
+        oracle = Oracle(
+            self.config,
+            self.brokers,
+            self.controller,
+            self.contact,
+            offsets_cleanup=offsets_cleanup_may_run(self.declaration),
+        )
         return ExampleRun(executor, oracle, tally, self.on_step)
 
     def close(self) -> None:

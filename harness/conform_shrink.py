@@ -33,6 +33,7 @@ from harness.conform_ops import (
     Operation,
     Produce,
 )
+from harness.conform_retention import AwaitRetention
 from harness.conform_session import Divergence, Session, replay
 from spec.state import TopicPartition
 
@@ -96,7 +97,7 @@ def _rename_topic(op: Operation, names: dict[str, str]) -> Operation:
         return attrs.evolve(op, topic=names.get(op.topic, op.topic))
     if isinstance(op, Produce):
         return attrs.evolve(op, batches=tuple(attrs.evolve(b, tp=tp(b.tp)) for b in op.batches))
-    if isinstance(op, Fetch | ListOffsets):
+    if isinstance(op, Fetch | ListOffsets | AwaitRetention):
         return attrs.evolve(op, tp=tp(op.tp))
     if isinstance(op, Metadata):
         return attrs.evolve(op, topics=tuple(names.get(t, t) for t in op.topics))
@@ -108,7 +109,7 @@ def _topics_of(op: Operation) -> list[str]:
         return [op.topic]
     if isinstance(op, Produce):
         return [b.tp.topic for b in op.batches]
-    if isinstance(op, Fetch | ListOffsets):
+    if isinstance(op, Fetch | ListOffsets | AwaitRetention):
         return [op.tp.topic]
     if isinstance(op, Metadata):
         return list(op.topics)

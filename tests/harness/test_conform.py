@@ -194,12 +194,14 @@ def test_the_reference_broker_conforms_and_a_seed_reproduces_the_run(
 ) -> None:
     runs = []
     # Without the group rules (tests/harness/test_conform_groups.py): the broker chooses a
-    # group's new leader, so a run with groups is the same only if it chooses alike.
-    without_groups = attrs.evolve(LOCAL, groups=False)
+    # group's new leader, so a run with groups is the same only if it chooses alike.  Nor
+    # retention (tests/harness/test_conform_retention.py): when the broker's retention pass
+    # runs is its own clock's business, and this broker runs it every 5 minutes.
+    without_groups = attrs.evolve(LOCAL, groups=False, retention=False)
     for _ in range(2):
         s = session(reference, without_groups)
         try:
-            runs.append(run_conformance(s, examples=8, seed=2))
+            runs.append(run_conformance(s, examples=8, seed=3))
         finally:
             s.close()
     first, second = runs

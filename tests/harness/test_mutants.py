@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from harness.broker_cli import broker_argv
+from harness.conform_retention import LOCAL_CHECK_INTERVAL_MS
 from harness.launcher import DEFAULT_COMMAND, BrokerStartError, start_broker
 from harness.mutant_sweep import BEGIN, END, SweepRow, table, write_docs
 from impl import mutants
@@ -29,7 +30,12 @@ from tests.harness.test_cli_explore import kafkaref
 pytestmark = pytest.mark.timeout(300)
 
 ROOT = Path(__file__).resolve().parents[2]
-NO_GROUPS = {"name": "kafkaref (local), no groups", "groups": False, "may_kill_brokers": True}
+NO_GROUPS = {
+    "name": "kafkaref (local), no groups",
+    "groups": False,
+    "may_kill_brokers": True,
+    "config": {"log.retention.check.interval.ms": str(LOCAL_CHECK_INTERVAL_MS)},
+}
 CONSTANTS = {
     value: name
     for name, value in vars(mutants).items()
@@ -89,6 +95,9 @@ CAUGHT = [
     (mutants.FETCH_OFF_BY_ONE, {"fetch"}),
     # Found by whatever operation after the restart touches a lost batch.
     (mutants.LOSE_TAIL_ON_RESTART, set()),
+    # The log starts again at 0 once everything expired: the wait, or any operation after it.
+    (mutants.REUSE_OFFSETS_AFTER_RETENTION,
+     {"await_retention", "fetch", "list_offsets", "produce_retained"}),
 ]  # fmt: skip
 
 
@@ -123,7 +132,9 @@ def test_the_correct_broker_conforms_in_repeated_runs(seed: int, tmp_path: Path)
     assert out.returncode == 0, out.stdout + out.stderr
     data = json.loads(report.read_text())
     assert data["features"]["may_kill_brokers"] == "checked"
+    assert data["features"]["retention"] == "checked"
     assert {"produce_corrupt", "produce_too_large", "restart_broker"} & set(data["rules"])
+    assert "await_retention" in data["rules"]
 
 
 def test_the_sweep_writes_its_table_between_the_markers(tmp_path: Path) -> None:

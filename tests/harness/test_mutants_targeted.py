@@ -1,9 +1,9 @@
-"""Seeded defects ``kafkaref conform`` does not drive yet, shown by a targeted test on a
-real broker: the same scenario with the correct broker and with the defect, and the
-defect changes what a client sees.
+"""A seeded defect shown by a targeted test on a real broker as well as by ``kafkaref
+conform``: the same scenario with the correct broker and with the defect, and the defect
+changes what a client sees.
 
-reuse-offsets-after-retention: no Kafka request runs retention, and the spec's retention
-depends on time, so conform has no rule for it; here the broker's own retention pass
+reuse-offsets-after-retention (conform's retention rules catch it too:
+tests/harness/test_conform_retention.py): the broker's own retention pass
 (every 100 ms) finds records written a day ago past ``log.retention.ms``.  The correct
 broker keeps the active segment and the log end offset; the defective one starts the log
 again at offset 0, and the next record reuses an offset consumers have already read.
