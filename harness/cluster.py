@@ -9,6 +9,11 @@ data directory, stop everything.  Healthy means: every running broker is registe
 Metadata (over the wire, ``harness.cluster_metadata``) listing exactly the running
 brokers, a controller among them, and a leader among them for every partition.
 
+With ``zookeeper_links=True`` every broker reaches ZooKeeper through proxies of this
+process (``harness.zookeeper_links``): :meth:`LocalCluster.cut_from_zookeeper` partitions
+one broker from ZooKeeper while it keeps serving, :meth:`LocalCluster.heal_zookeeper_link`
+ends that.
+
 Every change is written to ``<data-dir>/cluster.json`` (``harness.cluster_state``), so a
 cluster started by one process can be driven from another: :meth:`LocalCluster.attach`
 reads it, and a cluster made with ``detached=True`` forgets its child processes instead
@@ -19,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import signal
 import time
 from collections.abc import Callable, Mapping
@@ -30,12 +34,13 @@ from typing import TypeVar
 import attrs
 from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException, NoNodeError
-from kazoo.handlers.threading import KazooTimeoutError
 
 from harness import cluster_state as cs
+from harness.cluster_health import ClusterError, ZooKeeperView, health_problems
 from harness.cluster_metadata import ClusterView, MetadataError, fetch_metadata
 from harness.launcher import DEFAULT_COMMAND, BrokerProcess, start_broker
 from harness.zookeeper import ZooKeeperEnsemble, ZooKeeperNode
+from harness.zookeeper_links import ZooKeeperLinks
 
 __all__ = ["ClusterError", "LocalCluster"]
 
@@ -47,12 +52,6 @@ _T = TypeVar("_T")
 
 Progress = Callable[[str], None]
 """Told, in words, what the cluster is doing now (``kafkaref cluster up`` shows it)."""
-
-
-class ClusterError(RuntimeError):
-    """The cluster did not reach the state asked for within the deadline (the message
-    says what was missing), or an operation does not apply (e.g. restart of a broker
-    that is not in the cluster)."""
 
 
 def _quiet(_: str) -> None:
@@ -78,7 +77,9 @@ class LocalCluster:
 
     ``broker_config`` (Kafka property names) goes to every broker, after
     ``zookeeper.connect``.  Use :meth:`start` (or ``with``) for a new cluster and
-    :meth:`attach` for one that another process started.
+    :meth:`attach` for one that another process started.  ``zookeeper_links``: each
+    broker's ZooKeeper traffic goes through proxies the harness can cut (not with
+    ``detached``).
     """
 
     work_dir: Path
@@ -88,10 +89,12 @@ class LocalCluster:
     host: str = "127.0.0.1"
     command: tuple[str, ...] = DEFAULT_COMMAND
     detached: bool = False
+    zookeeper_links: bool = False
     state: cs.ClusterState | None = None
     handles: dict[int, BrokerProcess] = attrs.Factory(dict)
     ensemble: ZooKeeperEnsemble | None = None
-    _zk: KazooClient | None = None
+    links: ZooKeeperLinks | None = None
+    _zk: ZooKeeperView | None = None
 
     # ----------------------------------------------------------------- life cycle
 
@@ -101,6 +104,8 @@ class LocalCluster:
         """Start ZooKeeper and every broker, and wait until the cluster is healthy."""
         if self.brokers < 1:
             raise ValueError(f"a cluster needs at least one broker, not {self.brokers}")
+        if self.zookeeper_links and self.detached:
+            raise ValueError("a detached cluster cannot have ZooKeeper links (they live here)")
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.ensemble = ZooKeeperEnsemble(self.work_dir, self.zookeepers, host=self.host)
         self.state = cs.ClusterState(
@@ -119,8 +124,12 @@ class LocalCluster:
                 record.pid = None if node.process is None else node.process.pid
             self._save()
             config = {"zookeeper.connect": self.ensemble.connect_string, **self.broker_config}
+            if self.zookeeper_links:
+                self.links = ZooKeeperLinks(self.ensemble.connect_string, self.host)
             for broker_id in range(1, self.brokers + 1):
                 progress(f"starting broker {broker_id}")
+                if self.links is not None:
+                    config["zookeeper.connect"] = self.links.connect_for(broker_id)
                 handle = start_broker(
                     broker_id,
                     work_dir=self.work_dir,
@@ -185,6 +194,9 @@ class LocalCluster:
                 cs.send_signal(record.pid, record.marker(), signal.SIGTERM)
         for broker_id in sorted(self.handles):
             self._terminate_broker(broker_id, timeout_s)
+        if self.links is not None:
+            self.links.close()
+            self.links = None
         if self.ensemble is not None and any(n.process is not None for n in self.ensemble.nodes):
             self.ensemble.stop()
         if self.state is not None:
@@ -282,6 +294,27 @@ class LocalCluster:
             lambda: f"broker {broker_id} has not registered in /brokers/ids with a new session",
         )
 
+    # ------------------------------------------------------- ZooKeeper links
+
+    def cut_from_zookeeper(self, broker_id: int) -> None:
+        """Partition the broker from ZooKeeper; it keeps running and serving (its session
+        expires after zookeeper.session.timeout.ms).  Needs ``zookeeper_links``."""
+        self._zookeeper_links(broker_id).cut(broker_id)
+
+    def heal_zookeeper_link(self, broker_id: int) -> None:
+        """Let the broker reach ZooKeeper again."""
+        self._zookeeper_links(broker_id).heal(broker_id)
+
+    def cut_off(self) -> frozenset[int]:
+        """The brokers partitioned from ZooKeeper now."""
+        return frozenset() if self.links is None else self.links.cut_off
+
+    def _zookeeper_links(self, broker_id: int) -> ZooKeeperLinks:
+        self.broker(broker_id)
+        if self.links is None:
+            raise ClusterError("the cluster was started without zookeeper_links")
+        return self.links
+
     def _terminate_broker(self, broker_id: int, timeout_s: float) -> None:
         handle = self.handles[broker_id]
         record = self.state.broker(broker_id) if self.state is not None else None
@@ -303,35 +336,25 @@ class LocalCluster:
 
     def zk(self) -> KazooClient:
         """A kazoo client of the cluster's ZooKeeper (read only, by this harness's rule)."""
+        return self._zookeeper().client()
+
+    def _zookeeper(self) -> ZooKeeperView:
         if self._zk is None:
-            logging.getLogger("kazoo").setLevel(logging.CRITICAL)
-            client = KazooClient(hosts=self.connect_string, timeout=10.0)
-            try:
-                client.start(timeout=15.0)
-            except KazooTimeoutError as exc:
-                client.close()
-                raise ClusterError(f"cannot reach ZooKeeper at {self.connect_string}") from exc
-            self._zk = client
+            self._zk = ZooKeeperView(self.connect_string, start_timeout_s=15.0)
         return self._zk
 
     def close_zk_client(self) -> None:
         if self._zk is not None:
-            with contextlib.suppress(Exception):
-                self._zk.stop()
-                self._zk.close()
+            self._zk.close()
             self._zk = None
 
     def registered(self) -> frozenset[int]:
         """The broker ids in ``/brokers/ids``."""
-        try:
-            return frozenset(int(c) for c in self.zk().get_children("/brokers/ids"))
-        except NoNodeError:
-            return frozenset()
+        return self._zookeeper().registered()
 
     def _registration_owner(self, broker_id: int) -> int | None:
         """The ZooKeeper session that owns ``/brokers/ids/<id>`` (None: not registered)."""
-        stat = self.zk().exists(f"/brokers/ids/{broker_id}")
-        return None if stat is None else int(stat.ephemeralOwner)
+        return self._zookeeper().registration_owner(broker_id)
 
     def controller(self) -> tuple[int, int] | None:
         """(broker id in ``/controller``, value of ``/controller_epoch``), or None."""
@@ -361,26 +384,14 @@ class LocalCluster:
     def health_problems(self) -> list[str]:
         """What keeps the cluster from being healthy now (empty: healthy)."""
         running = frozenset(self.running())
-        if not running:
-            return ["no broker is running"]
-        problems = []
-        registered = self.registered()
-        if registered != running:
-            problems.append(f"/brokers/ids holds {sorted(registered)}, running: {sorted(running)}")
+        views: dict[str, ClusterView | str] = {}
         for i in sorted(running):
             try:
-                view = self.metadata(i)
+                views[f"broker {i}"] = self.metadata(i)
             except ClusterError as exc:
-                problems.append(f"broker {i}: {exc}")
-                continue
-            if view.broker_ids != running:
-                problems.append(f"broker {i} lists brokers {sorted(view.broker_ids)}")
-            if view.controller_id not in running:
-                problems.append(f"broker {i} names controller {view.controller_id}")
-            for p in view.partitions:
-                if p.leader not in running:
-                    problems.append(f"broker {i}: {p.topic}-{p.partition} has leader {p.leader}")
-        return problems
+                views[f"broker {i}"] = str(exc)
+        registered = self.registered() if running else frozenset()
+        return health_problems(running, registered, views, leaders=True)
 
     def wait_healthy(self, timeout_s: float = HEALTHY_TIMEOUT_S) -> None:
         """Wait until :meth:`health_problems` is empty; ClusterError naming them if not."""

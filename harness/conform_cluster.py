@@ -5,10 +5,12 @@ The harness starts a private ZooKeeper and N kafkaref brokers (``harness.cluster
 LocalCluster``, configured by :data:`CLUSTER_BROKER_CONFIG`: short ZooKeeper sessions, a
 short replica lag, min.insync.replicas 2), and runs the cluster state machine
 (``harness.conform_cluster_machine``) against it: one replicated topic per example,
-produce/fetch/list offsets to chosen brokers, kills, restarts, pauses, resumes, waits for
-the cluster to settle, every answer held to the spec's set of reachable states
-(``harness.conform_cluster_oracle``).  Between examples every broker is resumed or
-started again and the cluster waits until it is healthy.
+produce/fetch/list offsets to chosen brokers, kills, restarts, pauses, resumes, cuts of a
+broker's network link to ZooKeeper (each broker reaches ZooKeeper through proxies of the
+harness, ``harness.zookeeper_links``) and their heals, waits for the cluster to settle,
+every answer held to the spec's set of reachable states
+(``harness.conform_cluster_oracle``).  Between examples every cut is healed, every broker
+resumed or started again, and the cluster waits until it is healthy.
 
 A seeded defect that needs a cluster (``needs`` in the broker's registry, ``python -m
 impl.broker --list-mutants``; the harness never imports it) makes ``--local --mutant NAME``
@@ -136,7 +138,9 @@ def local_cluster_session(
     config = dict(CLUSTER_BROKER_CONFIG)
     if mutant:
         config[MUTANT_PROPERTY] = mutant
-    cluster = LocalCluster(work / "cluster", brokers=brokers, broker_config=config)
+    cluster = LocalCluster(
+        work / "cluster", brokers=brokers, broker_config=config, zookeeper_links=True
+    )
     try:
         try:
             cluster.start(progress=progress or (lambda _: None))
@@ -150,6 +154,8 @@ def local_cluster_session(
             yield session
         finally:
             session.close()
+            for b in sorted(control.cut_off):
+                control.heal_link(b)
             for b in sorted(control.paused):
                 control.resume(b)
     finally:

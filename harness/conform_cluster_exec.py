@@ -3,7 +3,8 @@ answers: one connection per broker, faults on the brokers' processes.
 
 :class:`ClusterControl` holds the processes of a ``harness.cluster.LocalCluster`` (ZooKeeper
 and N brokers): SIGKILL, a start on the same data directory and port (ready when the broker
-answers Metadata naming itself: the wire, not ZooKeeper), SIGSTOP and SIGCONT, and healing
+answers Metadata naming itself: the wire, not ZooKeeper), SIGSTOP and SIGCONT, a cut of a
+broker's link to ZooKeeper and its heal (``harness.zookeeper_links``), and healing
 everything between examples.  :class:`ClusterExecutor` performs one example's operations:
 data requests go to the broker the operation names (over that broker's own connection),
 faults to the control, and the wait for leaders polls every running, unpaused broker's
@@ -29,8 +30,10 @@ from harness.conform_cluster_ops import (
     AwaitLeaders,
     ClusterOperation,
     CreateReplicated,
+    CutFromZooKeeper,
     FaultDone,
     FetchFrom,
+    HealZooKeeperLink,
     KillBroker,
     Leaders,
     ListOffsetsFrom,
@@ -72,6 +75,9 @@ class ClusterControl:
     def __init__(self, cluster: LocalCluster) -> None:
         self.cluster = cluster
         self.paused: set[int] = set()
+        self._cut_since: dict[int, float] = {}
+        self._longest_cut_s = 0.0
+        """The longest cut healed since the cluster was last healthy (see ``heal``)."""
 
     @property
     def broker_ids(self) -> tuple[int, ...]:
@@ -80,9 +86,16 @@ class ClusterControl:
     def running(self, broker_id: int) -> bool:
         return self.cluster.alive(broker_id)
 
+    @property
+    def cut_off(self) -> frozenset[int]:
+        """The brokers cut off from ZooKeeper now."""
+        return self.cluster.cut_off()
+
     def serving(self) -> list[int]:
-        """The brokers that run and are not paused."""
-        return [b for b in self.broker_ids if b not in self.paused and self.running(b)]
+        """The brokers that run, are not paused and reach ZooKeeper (their Metadata is
+        current; a cut-off broker still answers clients, from what it last knew)."""
+        out = self.paused | self.cut_off
+        return [b for b in self.broker_ids if b not in out and self.running(b)]
 
     def kill(self, broker_id: int) -> str:
         if not self.running(broker_id):
@@ -133,19 +146,37 @@ class ClusterControl:
         self.paused.discard(broker_id)
         return "resumed"
 
+    def cut(self, broker_id: int) -> str:
+        self.cluster.cut_from_zookeeper(broker_id)
+        self._cut_since.setdefault(broker_id, time.monotonic())
+        return "cut off from ZooKeeper"
+
+    def heal_link(self, broker_id: int) -> str:
+        self.cluster.heal_zookeeper_link(broker_id)
+        since = self._cut_since.pop(broker_id, None)
+        if since is not None:
+            self._longest_cut_s = max(self._longest_cut_s, time.monotonic() - since)
+        return "reaches ZooKeeper again"
+
     def restart(self, broker_id: int) -> None:
         """Kill the broker and start it again (``harness.conform_faults.BrokerControl``)."""
         self.kill(broker_id)
         self.start(broker_id)
 
     def heal(self) -> None:
-        """Resume every paused broker, start every killed one, wait until healthy."""
+        """Heal every cut, resume every paused broker, start every killed one, wait until
+        healthy.  A broker cut off for long may take about as long again to come back:
+        its ZooKeeper client (kazoo's default retry policy) doubles its wait after each
+        failed connection attempt, so the wait is longer by the longest cut."""
+        for b in sorted(self.cut_off):
+            self.heal_link(b)
         for b in sorted(self.paused):
             self.resume(b)
         for b in self.broker_ids:
             if not self.running(b):
                 self.start(b)
-        self.cluster.wait_healthy(HEAL_TIMEOUT_S)
+        self.cluster.wait_healthy(HEAL_TIMEOUT_S + self._longest_cut_s)
+        self._longest_cut_s = 0.0
 
     def controller(self) -> int | None:
         """The controller a serving broker names in its Metadata (None if none answers)."""
@@ -250,6 +281,10 @@ class ClusterExecutor(Executor):
             return FaultDone(self.control.pause(target[op.broker]))
         if isinstance(op, ResumeBroker):
             return FaultDone(self.control.resume(target[op.broker]))
+        if isinstance(op, CutFromZooKeeper):
+            return FaultDone(self.control.cut(target[op.broker]))
+        if isinstance(op, HealZooKeeperLink):
+            return FaultDone(self.control.heal_link(target[op.broker]))
         if isinstance(op, AwaitLeaders):
             return self._await_leaders(op)
         if isinstance(op, CreateReplicated):
@@ -316,17 +351,20 @@ class ClusterExecutor(Executor):
         return FetchAnswer(got.error, got.high_watermark, got.log_start_offset, fetched)
 
     def _await_leaders(self, op: AwaitLeaders) -> Observation:
-        """Poll every serving broker's Metadata until they agree on live leaders (and full
-        ISRs): Leaders, or NotSettled at the deadline."""
+        """Poll every serving broker's Metadata until they agree on serving leaders (and
+        full ISRs, ``AwaitLeaders``): Leaders, or NotSettled at the deadline."""
         names = {self.topic(t): t for t in op.topics}
         last: list[str] = ["nothing yet"]
 
         def agreed() -> Leaders | None:
             serving = self.control.serving()
+            cut = self.control.cut_off
             views: set[tuple[tuple[str, int, int, int], ...]] = set()
             for b in serving:
                 try:
-                    view = self._leaders_seen(self.target_ids.index(b), names, op.full_isr, serving)
+                    view = self._leaders_seen(
+                        self.target_ids.index(b), names, op.full_isr, serving, cut
+                    )
                 except (ClientError, OSError) as e:
                     self._drop(self.target_ids.index(b))
                     last[:] = [f"broker {self.target_ids.index(b)}: {e}"]
@@ -350,11 +388,16 @@ class ClusterExecutor(Executor):
             return NotSettled(last[0])
 
     def _leaders_seen(
-        self, broker: int, names: Mapping[str, str], full_isr: bool, serving: list[int]
+        self,
+        broker: int,
+        names: Mapping[str, str],
+        full_isr: bool,
+        serving: list[int],
+        cut: frozenset[int],
     ) -> tuple[tuple[str, int, int, int], ...] | str:
         """What ``broker``'s Metadata says of the topics: (logical topic, partition, model
         leader, epoch) each, or why it is not what the wait waits for (with ``full_isr``:
-        an ISR that is not every serving replica)."""
+        an ISR without every serving replica, or with one neither serving nor cut off)."""
         seen = client_admin.metadata(self.client_for(broker), list(names))
         out = []
         for name, logical in sorted(names.items()):
@@ -364,9 +407,11 @@ class ClusterExecutor(Executor):
             for index, p in sorted(t.partitions.items()):
                 if p.error or p.leader not in self.target_ids:
                     return f"{logical}-{index}: no leader ({p.error})"
-                live = sorted(r for r in p.replicas if r in serving)
-                if full_isr and sorted(p.isr) != live:
-                    return f"{logical}-{index}: ISR {sorted(p.isr)}, serving replicas {live}"
+                live = {r for r in p.replicas if r in serving}
+                if full_isr and not live <= set(p.isr) <= live | cut:
+                    return (
+                        f"{logical}-{index}: ISR {sorted(p.isr)}, serving replicas {sorted(live)}"
+                    )
                 out.append((logical, index, self.target_ids.index(p.leader), p.leader_epoch))
         return tuple(out)
 

@@ -20,17 +20,28 @@ leader rotating between examples, and waits until it has settled.  Then:
                     controller that resumes as a zombie is not in the spec)
 ``resume_broker``   SIGCONT a paused broker, sometimes followed at once by an acks=all
                     produce to it (a client that was waiting on it)
+``cut_from_zookeeper``  partition the leader or a follower from ZooKeeper (the harness's
+                    proxy on its ZooKeeper connection drops everything): it keeps serving
+                    clients and replica fetches; its session expires, it may be a zombie
+                    (the controller too: cut off it writes nothing, and once healed its
+                    session is gone and its writes are fenced by /controller_epoch)
+``heal_zookeeper_link``  end such a partition, sometimes followed at once by an acks=all
+                    produce to the broker
 ``wait_for_leaders``  wait, through Metadata, for a live leader, mostly also for the ISR
                     to be every serving replica (the cluster has settled)
 ``lose_leader_with_tail``  a fault pattern (see its docstring): the leader's unreplicated
                     tail, its death, a new leader, acks=all writes, the old leader back
                     and leading again, a read; the random rules alone hardly ever make it
+``zombie_leader``   a fault pattern (see its docstring): the leader and a follower cut off
+                    from ZooKeeper, a new leader and a write to it, acks=all writes to
+                    the zombie, the heal
 
 Draws never depend on what the target answered (Hypothesis replays choice sequences and
 requires them to draw alike): each draw has a fixed shape, mapped afterwards onto the
 brokers the answers made leader or follower.
 
-At most two brokers are out (killed or paused) at once; at most ``MAX_PRODUCES`` produce
+At most two brokers are out (killed, paused or cut off from ZooKeeper) at once; only a
+broker that is not out is killed, paused or cut off; at most ``MAX_PRODUCES`` produce
 requests per example keep the model's state space small.  When the oracle gives up (too
 many model states) the example is inconclusive: it goes on with only the properties of
 ``harness.conform_cluster_history`` checked, and is counted as such, never as a
@@ -53,7 +64,9 @@ from harness.conform_cluster_ops import (
     ClusterOperation,
     ClusterRecords,
     CreateReplicated,
+    CutFromZooKeeper,
     FetchFrom,
+    HealZooKeeperLink,
     KillBroker,
     ListOffsetsFrom,
     PauseBroker,
@@ -72,7 +85,7 @@ TOPIC = "t0"
 TP = TopicPartition(TOPIC, 0)
 MAX_PRODUCES = 8
 MAX_OUT = 2
-"""Brokers killed or paused at once."""
+"""Brokers killed, paused or cut off from ZooKeeper at once."""
 HW_WAIT_S = 3.0
 """How long a produce waits for the high watermark to reach the log end offset."""
 INCONCLUSIVE = "(inconclusive examples)"
@@ -102,6 +115,7 @@ class ClusterMachine(RuleBasedStateMachine):
         self.created = False
         self.down: set[int] = set()
         self.paused: set[int] = set()
+        self.cut: set[int] = set()
         self.produces = 0
 
     # --- helpers --------------------------------------------------------------------------
@@ -113,7 +127,12 @@ class ClusterMachine(RuleBasedStateMachine):
             self.example.tally.rules[INCONCLUSIVE] += 1
         return observed
 
+    def _out(self) -> set[int]:
+        """The brokers killed, paused or cut off from ZooKeeper."""
+        return self.down | self.paused | self.cut
+
     def _serving(self) -> list[int]:
+        """The brokers that answer clients (a cut-off one does, from what it last knew)."""
         return [b for b in range(self.n) if b not in self.down | self.paused]
 
     def _leader(self) -> int | None:
@@ -132,11 +151,11 @@ class ClusterMachine(RuleBasedStateMachine):
         return serving[pick % len(serving)]
 
     def _target(self, data: st.DataObject, which: str) -> int:
-        """A serving broker to hit: the leader, or a follower."""
+        """A broker to hit with a fault, one that is not out: the leader, or a follower."""
         pick = data.draw(st.integers(0, self.n - 1), label="target")
-        serving = self._serving()
+        serving = [b for b in range(self.n) if b not in self._out()]
         leader = self._leader()
-        if which == "leader" and leader is not None:
+        if which == "leader" and leader in serving:
             return leader
         followers = [b for b in serving if b != leader] or serving
         return followers[pick % len(followers)]
@@ -180,7 +199,7 @@ class ClusterMachine(RuleBasedStateMachine):
         broker = self._broker(data, to_leader)
         self.produces += 1
         answer = self._perform("produce", ProduceTo(broker, TP, records, acks))
-        healthy = not (self.down | self.paused)
+        healthy = not self._out()
         if wait and healthy and acks != ACKS_ALL and broker == self._leader():
             ok = not isinstance(answer, ProduceAnswer) or all(
                 p.error == ErrorCode.NONE for p in answer.partitions
@@ -227,7 +246,7 @@ class ClusterMachine(RuleBasedStateMachine):
         timestamp = LATEST_TIMESTAMP if latest else EARLIEST_TIMESTAMP
         self._perform("list_offsets", ListOffsetsFrom(broker, TP, timestamp))
 
-    @precondition(lambda self: self.created and len(self.down | self.paused) < MAX_OUT)
+    @precondition(lambda self: self.created and len(self._out()) < MAX_OUT)
     @rule(data=st.data(), which=WHICH)
     def kill_broker(self, data: st.DataObject, which: str) -> None:
         target = self._target(data, which)
@@ -241,7 +260,7 @@ class ClusterMachine(RuleBasedStateMachine):
         self._perform("start_broker", StartBroker(target))
         self.down.discard(target)
 
-    @precondition(lambda self: self.created and len(self.down | self.paused) < MAX_OUT)
+    @precondition(lambda self: self.created and len(self._out()) < MAX_OUT)
     @rule(data=st.data(), which=WHICH)
     def pause_broker(self, data: st.DataObject, which: str) -> None:
         target = self._target(data, which)
@@ -262,14 +281,31 @@ class ClusterMachine(RuleBasedStateMachine):
             self.produces += 1
             self._perform("produce", ProduceTo(target, TP, records, ACKS_ALL))
 
+    @precondition(lambda self: self.created and len(self._out()) < MAX_OUT)
+    @rule(data=st.data(), which=WHICH)
+    def cut_from_zookeeper(self, data: st.DataObject, which: str) -> None:
+        target = self._target(data, which)
+        self._perform("cut_from_zookeeper", CutFromZooKeeper(target))
+        self.cut.add(target)
+
+    @precondition(lambda self: bool(self.cut))
+    @rule(data=st.data(), then_produce=st.booleans(), records=RECORDS)
+    def heal_zookeeper_link(
+        self, data: st.DataObject, then_produce: bool, records: ClusterRecords
+    ) -> None:
+        target = data.draw(st.sampled_from(sorted(self.cut)), label="broker")
+        self._perform("heal_zookeeper_link", HealZooKeeperLink(target))
+        self.cut.discard(target)
+        if then_produce and self.produces < MAX_PRODUCES:
+            self.produces += 1
+            self._perform("produce", ProduceTo(target, TP, records, ACKS_ALL))
+
     @precondition(lambda self: self.created)
     @rule(full_isr=MOSTLY)
     def wait_for_leaders(self, full_isr: bool) -> None:
         self._perform("await_leaders", AwaitLeaders((TOPIC,), full_isr=full_isr))
 
-    @precondition(
-        lambda self: self.created and not (self.down | self.paused) and self.produces < MAX_PRODUCES
-    )
+    @precondition(lambda self: self.created and not self._out() and self.produces < MAX_PRODUCES)
     @rule(first=RECORDS, tail=RECORDS, records=RECORDS, more=RECORDS)
     def lose_leader_with_tail(
         self,
@@ -313,6 +349,43 @@ class ClusterMachine(RuleBasedStateMachine):
         self._perform("lose_leader_with_tail", AwaitLeaders((TOPIC,), full_isr=True))
         reader = self._leader_among([b for b in range(self.n) if b != new])
         self._perform("lose_leader_with_tail", FetchFrom(reader, TP, 0))
+
+    @precondition(
+        lambda self: (
+            self.created and not self._out() and self.n > MAX_OUT and self.produces < MAX_PRODUCES
+        )
+    )
+    @rule(pick=st.integers(0, 1), fresh=RECORDS, records=RECORDS, again=RECORDS)
+    def zombie_leader(
+        self, pick: int, fresh: ClusterRecords, records: ClusterRecords, again: ClusterRecords
+    ) -> None:
+        """A fault pattern, each step an operation checked like any other: the leader and
+        one follower are cut off from ZooKeeper (the follower keeps fetching from the
+        leader, which goes on believing it leads); once their sessions have expired the
+        controller makes the other follower leader, which takes an acks=1 write (so the
+        model knows it leads: it fetches from the old leader no more); an acks=all write
+        to the old leader, a zombie now, which cannot write the ISR without the follower
+        that left it and so must let it time out (acknowledged, it would be lost: the new
+        leader never has it), and a retry of it; both reach ZooKeeper again, the cluster
+        settles (the old leader truncates what it took) and a consumer reads from the
+        leader."""
+        self.produces += 3
+        leader = self._leader_among(list(range(self.n)))
+        followers = [b for b in range(self.n) if b != leader]
+        follower = followers[pick % len(followers)]
+        for b in (leader, follower):
+            self._perform("zombie_leader", CutFromZooKeeper(b))
+        self._perform("zombie_leader", AwaitLeaders((TOPIC,)))
+        others = [b for b in followers if b != follower]
+        new = self._leader_among(others)
+        self._perform("zombie_leader", ProduceTo(new, TP, fresh, ACKS_LEADER))
+        for batch in (records, again):
+            self._perform("zombie_leader", ProduceTo(leader, TP, batch, ACKS_ALL))
+        for b in (leader, follower):
+            self._perform("zombie_leader", HealZooKeeperLink(b))
+        self._perform("zombie_leader", AwaitLeaders((TOPIC,), full_isr=True))
+        reader = self._leader_among(list(range(self.n)))
+        self._perform("zombie_leader", FetchFrom(reader, TP, 0))
 
     def _leader_among(self, brokers: list[int]) -> int:
         """The model's leader if it is one of ``brokers``, else the first of them."""

@@ -1,7 +1,8 @@
 """The operations of a conformance run on a cluster the harness manages, and their answers.
 
 On a cluster a client talks to one broker at a time, chosen from what it knows, and the
-environment kills, restarts, pauses and resumes brokers: every operation here names its
+environment kills, restarts, pauses and resumes brokers and cuts a broker off from
+ZooKeeper (and heals the cut): every operation here names its
 broker by the model's id (the target's brokers in sorted order, numbered from 0), so a
 trace says exactly which broker was asked or hit.  Data answers are the single-broker
 observations of ``harness.conform_ops`` (produce, fetch, list offsets); the faults and the
@@ -138,11 +139,35 @@ class ResumeBroker:
 
 
 @attrs.frozen(slots=True)
+class CutFromZooKeeper:
+    """Partition ``broker`` from ZooKeeper (every packet between them dropped), and from
+    nothing else: it keeps serving clients and replica fetches, its session expires after
+    zookeeper.session.timeout.ms, and it may go on leading as it last knew (a zombie)."""
+
+    broker: int
+
+    def describe(self) -> str:
+        return f"broker {self.broker} is cut off from ZooKeeper (network partition)"
+
+
+@attrs.frozen(slots=True)
+class HealZooKeeperLink:
+    """End ``broker``'s partition from ZooKeeper: its client connects again (and, if its
+    session expired meanwhile, opens a new one and registers again)."""
+
+    broker: int
+
+    def describe(self) -> str:
+        return f"broker {self.broker} reaches ZooKeeper again"
+
+
+@attrs.frozen(slots=True)
 class AwaitLeaders:
-    """Wait, through Metadata only, until every running broker that is not paused names
-    the same leader and leader epoch for each partition of ``topics``, a broker that runs
-    and is not paused; with ``full_isr`` also until the ISR is every replica that runs and
-    is not paused (the cluster has settled: with every broker up, the whole replica set)."""
+    """Wait, through Metadata only, until every running broker that is not paused nor cut
+    off from ZooKeeper (*serving*) names the same leader and leader epoch for each
+    partition of ``topics``, a serving broker; with ``full_isr`` also until the ISR holds
+    every serving replica and no other but cut-off ones (which may still be followers in
+    sync: the cluster has settled; with every broker up, the whole replica set)."""
 
     topics: tuple[str, ...]
     full_isr: bool = False
@@ -161,6 +186,8 @@ ClusterOperation = (
     | StartBroker
     | PauseBroker
     | ResumeBroker
+    | CutFromZooKeeper
+    | HealZooKeeperLink
     | AwaitLeaders
 )
 CLUSTER_OPERATIONS = (
@@ -172,9 +199,11 @@ CLUSTER_OPERATIONS = (
     StartBroker,
     PauseBroker,
     ResumeBroker,
+    CutFromZooKeeper,
+    HealZooKeeperLink,
     AwaitLeaders,
 )
-FAULTS = (KillBroker, StartBroker, PauseBroker, ResumeBroker)
+FAULTS = (KillBroker, StartBroker, PauseBroker, ResumeBroker, CutFromZooKeeper, HealZooKeeperLink)
 
 
 # --- observations --------------------------------------------------------------------------
@@ -183,7 +212,7 @@ FAULTS = (KillBroker, StartBroker, PauseBroker, ResumeBroker)
 @attrs.frozen(slots=True)
 class FaultDone:
     """The harness did what the fault operation says (the process is gone, runs again and
-    accepts connections, is stopped, runs again)."""
+    accepts connections, is stopped, runs again; the link to ZooKeeper is cut, healed)."""
 
     what: str
 
@@ -243,6 +272,8 @@ CLUSTER_KINDS: Mapping[str, type[Any]] = {
     "start_broker": StartBroker,
     "pause_broker": PauseBroker,
     "resume_broker": ResumeBroker,
+    "cut_from_zookeeper": CutFromZooKeeper,
+    "heal_zookeeper_link": HealZooKeeperLink,
     "await_leaders": AwaitLeaders,
 }
 

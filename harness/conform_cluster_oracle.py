@@ -21,9 +21,14 @@ What keeps the closure small:
   step (nor do followers fetch from it) but for the one fetch it may have had in flight
   (answered when the leader has data, applied on resume), and its ZooKeeper session may
   expire; a resumed one may register again; a killed one is down in the model itself.
-  A leader removes a follower from the ISR only if the harness has killed, started or
-  paused that follower since the cluster last settled (``suspects``): a running follower
-  lags for ``replica.lag.time.max.ms`` only when something stopped it;
+  A broker cut off from ZooKeeper goes on serving clients and fetching, and followers go
+  on fetching from it, but it takes no step that needs ZooKeeper: it learns no partition
+  state, writes no ISR, is not elected controller, and as controller writes nothing; its
+  session may expire (it is then a zombie: ``ExpireSession``); once healed it may
+  register again.  A leader removes a follower from the ISR only if the harness has
+  killed, started, paused or cut off that follower since the cluster last settled
+  (``suspects``): a running follower lags for ``replica.lag.time.max.ms`` only when
+  something stopped it;
 - states are normalised before they are compared: znode versions become current/stale
   (only compared for equality), what a follower caches of the ISR and the controller epochs
   (never read) are dropped;
@@ -34,11 +39,13 @@ oracle decides nothing more (the history's properties still hold it to account),
 reported as such, never as a divergence.
 
 Where brokers do more than the spec's steps, the harness widens the allowed set: a killed
-broker comes back with any high watermark up to the one it had (:func:`checkpointed`: it
+broker comes back with any high watermark up to the one it had (``checkpointed``: it
 reads them from a periodic checkpoint); a request to a broker whose replica has not yet
 learnt the partition (no LeaderAndIsr yet) may be answered UNKNOWN_TOPIC_OR_PARTITION as
 well as the spec's NOT_LEADER_OR_FOLLOWER (Kafka's broker answers from its metadata cache
-first).
+first); a broker whose session expired may apply partition states before it has registered
+again (``learnt_before_registering``: it learns them from its own watches); both in
+``harness.conform_cluster_widening``.
 """
 
 from __future__ import annotations
@@ -54,8 +61,10 @@ from harness.conform_cluster_ops import (
     AwaitLeaders,
     ClusterOperation,
     CreateReplicated,
+    CutFromZooKeeper,
     FaultDone,
     FetchFrom,
+    HealZooKeeperLink,
     KillBroker,
     Leaders,
     ListOffsetsFrom,
@@ -65,6 +74,7 @@ from harness.conform_cluster_ops import (
     ResumeBroker,
     StartBroker,
 )
+from harness.conform_cluster_widening import checkpointed, learnt_before_registering
 from harness.conform_ops import (
     Closed,
     ErrorAnswer,
@@ -98,12 +108,18 @@ class TooManyStatesError(OracleError):
 
 @attrs.frozen(slots=True)
 class Env:
-    """What the harness knows of the environment: the brokers it has paused, and the ones
-    it has killed or paused since the cluster last settled (a leader may drop those from
-    the ISR)."""
+    """What the harness knows of the environment: the brokers it has paused, the ones it
+    has cut off from ZooKeeper, and the ones it has killed, paused or cut off since the
+    cluster last settled (a leader may drop those from the ISR)."""
 
     paused: frozenset[int] = frozenset()
     suspects: frozenset[int] = frozenset()
+    cut: frozenset[int] = frozenset()
+
+    @property
+    def without_zookeeper(self) -> frozenset[int]:
+        """The brokers that cannot act on ZooKeeper now (paused or cut off)."""
+        return self.paused | self.cut
 
 
 def normalise(s: ClusterState) -> ClusterState:
@@ -142,12 +158,13 @@ def normalise(s: ClusterState) -> ClusterState:
 def _allowed(s: ClusterState, action: actions.Action, env: Env) -> bool:
     """Whether the environment lets ``action`` happen now (see the module docstring)."""
     paused = env.paused
+    blind = env.without_zookeeper
     if isinstance(action, actions.CompleteProduce):
         return False  # answered explicitly by the produce that waits for it
     if isinstance(action, actions.ElectController | actions.ApplyLeaderAndIsr):
-        return action.broker not in paused
+        return action.broker not in blind
     if isinstance(action, actions.ControllerUpdatePartition):
-        return s.controller not in paused
+        return s.controller not in blind
     if isinstance(action, actions.FollowerFetch):
         part = s.partitions[action.tp]
         rep = part.replica[action.broker]
@@ -163,23 +180,26 @@ def _allowed(s: ClusterState, action: actions.Action, env: Env) -> bool:
         told = lrep.followers.get(action.broker) if lrep is not None else None
         return told is None or told.log_end_offset in (-1, rep.log_end_offset)
     if isinstance(action, actions.ShrinkIsr):
-        return action.leader not in paused and action.follower in env.suspects
+        return action.leader not in blind and action.follower in env.suspects
     if isinstance(action, actions.ExpandIsr):
-        return action.leader not in paused
+        return action.leader not in blind
     return True
 
 
 def successors(s: ClusterState, env: Env) -> Iterator[ClusterState]:
     """The states one internal step (or one environment step the harness allows: a paused
-    broker's session expiring, a resumed one registering again) leads to from ``s``."""
+    or cut-off broker's session expiring, a resumed or healed one registering again) leads
+    to from ``s``."""
+    blind = env.without_zookeeper
     for action, out in internal_steps(s):
         if _allowed(s, action, env):
             yield out.state
     for b in sorted(s.brokers):
-        if b in env.paused and s.is_up(b) and s.is_live(b):
+        if b in blind and s.is_up(b) and s.is_live(b):
             env_step: actions.Action = actions.ExpireSession(b)
-        elif b not in env.paused and s.is_up(b) and not s.is_live(b):
+        elif b not in blind and s.is_up(b) and not s.is_live(b):
             env_step = actions.Reregister(b)
+            yield from learnt_before_registering(s, b)
         else:
             continue
         done = step(s, env_step)
@@ -205,26 +225,6 @@ def closure(
                     )
                 todo.append(nxt)
     return tuple(seen)
-
-
-def checkpointed(s: ClusterState, broker: int) -> list[ClusterState]:
-    """``s`` with each of the crashed ``broker``'s replicas at every high watermark it may
-    come back with: a broker reads its high watermarks at start-up from the checkpoint it
-    writes every replica.high.watermark.checkpoint.interval.ms (as Kafka does), so after
-    SIGKILL a replica's may be anything from its log start offset to the one it had.  (The
-    spec's ``CrashBroker`` keeps it whole; the harness widens it here.)"""
-    out = [s]
-    for tp, part in s.partitions.items():
-        rep = part.replica.get(broker)
-        if rep is None:
-            continue
-        lows = range(rep.log.start_offset, rep.high_watermark + 1)
-        out = [
-            t.with_replica(tp, broker, attrs.evolve(rep, high_watermark=h))
-            for t in out
-            for h in lows
-        ]
-    return out
 
 
 def _unknown_too(s: ClusterState, tp: TopicPartition, broker: int, error: ErrorCode) -> bool:
@@ -309,6 +309,10 @@ class ClusterOracle(Oracle):
             )
         elif isinstance(op, ResumeBroker):
             env = attrs.evolve(env, paused=env.paused - {op.broker})
+        elif isinstance(op, CutFromZooKeeper):
+            env = attrs.evolve(env, cut=env.cut | {op.broker}, suspects=env.suspects | {op.broker})
+        elif isinstance(op, HealZooKeeperLink):
+            env = attrs.evolve(env, cut=env.cut - {op.broker})
         elif isinstance(op, KillBroker | StartBroker):
             env = attrs.evolve(env, suspects=env.suspects | {op.broker})
         outcomes = self._answers(op, env)
@@ -320,7 +324,7 @@ class ClusterOracle(Oracle):
             return Verdict(False, allowed)
         if isinstance(op, AwaitLeaders) and op.full_isr:
             down = {b for b in kept[0].brokers if not kept[0].is_up(b)}
-            env = attrs.evolve(env, suspects=env.paused | down)
+            env = attrs.evolve(env, suspects=env.paused | env.cut | down)
         self.env = env
         self.candidates = closure(kept, env, self.limit)
         self.largest = max(self.largest, len(self.candidates))
@@ -364,7 +368,7 @@ class ClusterOracle(Oracle):
 
     def _after_fault(self, s: ClusterState, op: ClusterOperation) -> ClusterState:
         """The model after the fault (a kill of a broker that is down, a start of one that
-        runs, a pause or resume: nothing changes in the model itself)."""
+        runs, a pause or resume, a cut or heal: nothing changes in the model itself)."""
         if isinstance(op, KillBroker) and s.is_up(op.broker):
             out = step(s, actions.CrashBroker(op.broker))
         elif isinstance(op, StartBroker) and not s.is_up(op.broker):
@@ -396,17 +400,19 @@ class ClusterOracle(Oracle):
 
     def _leader_answers(self, s: ClusterState, op: AwaitLeaders, env: Env) -> list[Observation]:
         """What the brokers' Metadata shows once they agree: ZooKeeper's leader and epoch
-        of each partition, when that leader runs and is not paused (and, with
-        ``full_isr``, the ISR is every replica that runs and is not paused)."""
+        of each partition, when that leader is serving (runs, is not paused nor cut off;
+        and, with ``full_isr``, the ISR holds every serving replica and no other but
+        cut-off ones, which may still follow in sync)."""
+        blind = env.without_zookeeper
         found = []
         for topic in op.topics:
             for p in range(len(s.topics.get(topic, ()))):
                 part = s.partitions[TopicPartition(topic, p)]
                 zk = part.zk
-                if not s.is_up(zk.leader) or zk.leader in env.paused:
+                if not s.is_up(zk.leader) or zk.leader in blind:
                     return []
-                live = frozenset(r for r in part.replicas if s.is_up(r) and r not in env.paused)
-                if op.full_isr and zk.isr != live:
+                live = frozenset(r for r in part.replicas if s.is_up(r) and r not in blind)
+                if op.full_isr and not live <= zk.isr <= live | env.cut:
                     return []
                 found.append((topic, p, zk.leader, zk.leader_epoch))
         return [Leaders(tuple(found), op.full_isr)]
@@ -461,5 +467,9 @@ def _fault_text(s: ClusterState, op: ClusterOperation) -> str:
         return "already running" if s.is_up(op.broker) else "started"
     if isinstance(op, PauseBroker):
         return "paused"
+    if isinstance(op, CutFromZooKeeper):
+        return "cut off from ZooKeeper"
+    if isinstance(op, HealZooKeeperLink):
+        return "reaches ZooKeeper again"
     assert isinstance(op, ResumeBroker)
     return "resumed"

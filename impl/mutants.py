@@ -29,9 +29,9 @@ class Mutant:
     needs: str = "single broker"  # or "restart", "groups", "cluster", "retention"
 
 
-LOCAL_NEEDS = frozenset({"single broker", "restart", "groups"})
+LOCAL_NEEDS = frozenset({"single broker", "restart", "groups", "retention"})
 """What ``kafkaref conform --local`` provides: a defect with one of these needs must make
-it exit 1; the others (``cluster``, ``retention``) are shown by targeted tests."""
+it exit 1; the others (``cluster``) are shown by targeted tests."""
 
 _DEFECTS: list[Mutant] = []
 
@@ -135,8 +135,9 @@ REUSE_OFFSETS_AFTER_RETENTION = _defect(
     "the log again at offset 0, so new records reuse offsets consumers have seen (Kafka "
     "rolls a new segment at the log end offset first)",
     "impl/storage/log_manager.py LogManager.apply_retention",
-    "tests/harness/test_mutants_targeted.py; chaos checker (inconsistent-offsets, issue 7); "
-    "conform has no retention rule (no request triggers retention)",
+    "conform rules create_topic_with_retention, produce_retained, await_retention (its Fetch "
+    "at the log end offset is OFFSET_OUT_OF_RANGE: the log started again at 0); "
+    "tests/harness/test_mutants_targeted.py; chaos checker (inconsistent-offsets, issue 7)",
     "retention",
 )
 
@@ -179,11 +180,15 @@ SKIP_TRUNCATION = _defect(
 )
 STALE_LEADER_ACCEPTS_PRODUCE = _defect(
     "stale-leader-accepts-produce",
-    "a leader whose ISR write ZooKeeper refused (it has been fenced: a newer leader epoch "
-    "or znode version) shrinks its ISR anyway and acknowledges acks=all produces alone",
+    "a leader applies an ISR shrink that ZooKeeper did not accept (the conditional write was "
+    "refused on the znode version: it has been fenced; or it could not reach ZooKeeper "
+    "within a second: it is cut off, its session expiring) and acknowledges acks=all "
+    "produces with the shrunken ISR: a zombie leader acknowledges writes the new leader "
+    "never had, lost when it steps down",
     "impl/replication/manager.py ReplicaManager._write_isr",
-    "tests/cluster/test_mutants_cluster.py only: not reachable with process faults "
-    "(docs/harness.md); chaos needs two overlapping faults its nemesis does not make yet",
+    "conform --local (cluster: zombie_leader, a produce acknowledged where the spec allows "
+    "only REQUEST_TIMED_OUT); tests/cluster/test_mutants_cluster.py; chaos not measured "
+    "(its nemesis can cut a broker off from ZooKeeper)",
     "cluster",
 )
 

@@ -47,8 +47,25 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 
 
+MUTANT_ISR_WRITE_PATIENCE_S = 1.0
+"""How long the seeded defect STALE_LEADER_ACCEPTS_PRODUCE waits for ZooKeeper's answer
+to an ISR write before it takes the new ISR anyway (the correct broker waits, as Kafka's
+ZooKeeper client does, until ZooKeeper answers or the session is found expired)."""
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+async def _impatient(tp: TopicPartition, write: Coroutine[Any, Any, int | None]) -> int | None:
+    """The seeded defect STALE_LEADER_ACCEPTS_PRODUCE's wait for an ISR write: its new
+    znode version, or None when refused, failed, or not answered within
+    MUTANT_ISR_WRITE_PATIENCE_S (ZooKeeper cannot be reached)."""
+    try:
+        return await asyncio.wait_for(write, MUTANT_ISR_WRITE_PATIENCE_S)
+    except Exception as e:
+        _log.info("%s: no answer to the ISR write (%r)", tp, e)
+        return None
 
 
 class ReplicaManager:
@@ -350,7 +367,12 @@ class ReplicaManager:
     async def _write_isr(self, partition: PartitionState, isr: frozenset[int]) -> None:
         """The conditional write of the new ISR; on success take it (the high watermark
         may advance), on a version conflict re-read the znode and take it if this broker
-        still leads in the same epoch (the next fetch or check proposes again)."""
+        still leads in the same epoch (the next fetch or check proposes again).  Until
+        ZooKeeper answers the cached ISR stays, however long that takes: cut off from
+        ZooKeeper, the write waits in the client until it connects again (and fails if
+        the session was found expired), as a ZooKeeper-mode Kafka leader's does, so the
+        acks=all produces of a leader that was replaced meanwhile keep waiting for the
+        followers that left it (REQUEST_TIMED_OUT)."""
         zk = self.ctx.zk
         assert zk is not None
         tp = partition.tp
@@ -363,7 +385,9 @@ class ReplicaManager:
             zk_version=partition.zk_version + 1,
         )
         try:
-            version = await zk.update_leader_and_isr(tp, new, partition.zk_version)
+            write = zk.update_leader_and_isr(tp, new, partition.zk_version)
+            stale_leader = mutants.active(mutants.STALE_LEADER_ACCEPTS_PRODUCE)
+            version = await (_impatient(tp, write) if stale_leader else write)
             if version is not None:
                 _log.info("%s: ISR now %s (znode version %d)", tp, order, version)
                 if self._still_leading(partition, new.leader_epoch):
@@ -371,12 +395,12 @@ class ReplicaManager:
                     if partition.update_isr(isr, version):
                         self.notify_data_arrived()
                 return
-            current = await zk.read_leader_and_isr(tp)
             _log.info("%s: ISR write at version %d failed", tp, partition.zk_version)
-            if mutants.active(mutants.STALE_LEADER_ACCEPTS_PRODUCE):
+            if stale_leader:  # takes the ISR that ZooKeeper did not accept
                 if partition.update_isr(isr, partition.zk_version):
                     self.notify_data_arrived()
                 return
+            current = await zk.read_leader_and_isr(tp)
             if (
                 current is not None
                 and current.leader == self.broker_id

@@ -2,8 +2,9 @@
 same scenario runs on the in-process cluster of test_replication_manager (real servers,
 logs and ZooKeeper sessions; the test plays the controller) with the correct brokers and
 with the defect switched on in this process (``impl.mutants.activate``; every node here
-shares it).  ``kafkaref conform`` will catch these once it drives a cluster; the chaos
-checker (issue 7) is meant to catch them from histories.
+shares it).  ``kafkaref conform --local --mutant NAME`` catches each on a cluster it
+manages (docs/harness.md); the chaos checker (issue 7) is meant to catch them from
+histories.
 
 - ack-before-replicate, hw-past-isr, serve-above-high-watermark: both followers are
   stopped, the leader appends one more batch at acks=all.  Correct: the produce times
@@ -13,7 +14,9 @@ checker (issue 7) is meant to catch them from histories.
   correct: it truncates them (KIP-101) and ends with the leader's log byte for byte.
 - stale-leader-accepts-produce: a new leader is elected without the old one learning it;
   correct: the old leader's ISR write fails on the znode version, so its acks=all produce
-  is never acknowledged (the record is not on the real leader: it would be lost).
+  is never acknowledged (the record is not on the real leader: it would be lost).  (The
+  defect's other way in, an ISR write that cannot reach ZooKeeper, needs a leader cut off
+  from ZooKeeper: the conform rule zombie_leader, tests/harness/test_conform_cluster.py.)
 """
 
 from __future__ import annotations

@@ -1,17 +1,21 @@
 """``kafkaref conform --local --brokers 3``: the conformance check on a replicated cluster
-the harness manages (ZooKeeper and three broker processes, killed, restarted, paused).
+the harness manages (ZooKeeper and three broker processes, killed, restarted, paused, cut
+off from ZooKeeper).
 
 The oracle alone first (no cluster): what it allows when followers stop, the high
 watermark a killed broker may come back with, the properties named after the spec's
 invariants, the normalisation that keeps ISR changes from growing the state space, and
 the operations' JSON.  Then on real clusters: the correct one conforms (two fixed seeds,
-a few examples: one with kills and pauses, one with the fault pattern), a follower killed
-under an acks=1 write shows serve-above-high-watermark, and the fault pattern
+a few examples: kills, cuts from ZooKeeper, pauses, the fault pattern), a follower killed
+under an acks=1 write shows serve-above-high-watermark, the fault pattern
 ``lose_leader_with_tail`` finds skip-truncation (an old leader that keeps its unreplicated
-tail serves it once it leads again, where acknowledged records were).  The search's own
-detection of each cluster defect is the sweep's (``python -m harness.mutant_sweep``,
+tail serves it once it leads again, where acknowledged records were), and the fault
+pattern ``zombie_leader`` (a leader and a follower cut off from ZooKeeper) lets the
+correct zombie time out its acks=all writes and finds stale-leader-accepts-produce (a
+zombie that takes the ISR shrink ZooKeeper never accepted acknowledges them).  The
+search's own detection of each cluster defect is the sweep's (``python -m harness.mutant_sweep``,
 numbers in docs/harness.md).  Runs are bounded by examples from fixed seeds; the whole file
-takes under a minute.
+takes about three minutes (the zombie pattern waits out sessions and produce timeouts).
 """
 
 from __future__ import annotations
@@ -33,8 +37,10 @@ from harness.conform_cluster_machine import ClusterMachine
 from harness.conform_cluster_ops import (
     AwaitLeaders,
     CreateReplicated,
+    CutFromZooKeeper,
     FaultDone,
     FetchFrom,
+    HealZooKeeperLink,
     KillBroker,
     Leaders,
     ListOffsetsFrom,
@@ -44,7 +50,8 @@ from harness.conform_cluster_ops import (
     ResumeBroker,
     StartBroker,
 )
-from harness.conform_cluster_oracle import ClusterOracle, checkpointed, normalise
+from harness.conform_cluster_oracle import ClusterOracle, normalise
+from harness.conform_cluster_widening import checkpointed
 from harness.conform_ops import (
     ErrorAnswer,
     FetchAnswer,
@@ -111,6 +118,51 @@ def test_acks_all_with_both_followers_paused_is_never_acknowledged() -> None:
     one = _settled_oracle()
     assert one.check(PauseBroker(2), FaultDone("paused"), {}).ok
     assert one.check(ProduceTo(0, TP, ((None, b"b"),), -1), _produced(1), {}).ok
+
+
+def _zombie_oracle() -> ClusterOracle:
+    """Leader 0 and follower 1 cut off from ZooKeeper; 2 leads once their sessions have
+    expired, and takes an acks=1 write (until it does, it may still be fetching from 0
+    as far as the model knows: its Metadata is not its replica's state)."""
+    oracle = _settled_oracle()
+    for b in (0, 1):
+        assert oracle.check(CutFromZooKeeper(b), FaultDone("cut off from ZooKeeper"), {}).ok
+    assert oracle.check(AwaitLeaders(("t0",)), Leaders((("t0", 0, 2, 1),)), {}).ok
+    assert oracle.check(ProduceTo(2, TP, ((None, b"n"),), 1), _produced(1), {}).ok
+    return oracle
+
+
+def test_a_zombie_leader_never_acknowledges_acks_all() -> None:
+    """0 still takes writes, but cannot drop 2 from its ISR: acks=all times out."""
+    verdict = _zombie_oracle().check(ProduceTo(0, TP, ((None, b"b"),), -1), _produced(1), {})
+    assert not verdict.ok
+    assert _errors(verdict.allowed) == {ErrorCode.REQUEST_TIMED_OUT}
+    oracle = _zombie_oracle()
+    timed_out = ProduceAnswer((PartitionAnswer(TP, ErrorCode.REQUEST_TIMED_OUT),))
+    assert oracle.check(ProduceTo(0, TP, ((None, b"b"),), -1), timed_out, {}).ok
+    assert oracle.check(ProduceTo(0, TP, ((None, b"c"),), 1), _produced(2), {}).ok
+    for b in (0, 1):
+        assert oracle.check(HealZooKeeperLink(b), FaultDone("reaches ZooKeeper again"), {}).ok
+    settled = Leaders((("t0", 0, 2, 1),), full_isr=True)
+    assert oracle.check(AwaitLeaders(("t0",), full_isr=True), settled, {}).ok
+    records = (
+        FetchedRecord(0, None, b"a", leader_epoch=0),
+        FetchedRecord(1, None, b"n", leader_epoch=1),
+    )
+    assert oracle.check(FetchFrom(2, TP, 0), FetchAnswer(NONE, 2, 0, records), {}).ok
+
+
+def test_a_healed_zombie_may_follow_before_it_registers_again() -> None:
+    """Healed, its session expired, a broker learns the partition state from its new
+    watches, possibly before its registration is back: followed and taken into the ISR,
+    then out again by the controller (a new epoch), it is back once registered."""
+    oracle = _zombie_oracle()
+    timed_out = ProduceAnswer((PartitionAnswer(TP, ErrorCode.REQUEST_TIMED_OUT),))
+    assert oracle.check(ProduceTo(0, TP, ((None, b"b"),), -1), timed_out, {}).ok
+    for b in (0, 1):
+        assert oracle.check(HealZooKeeperLink(b), FaultDone("reaches ZooKeeper again"), {}).ok
+    settled = Leaders((("t0", 0, 2, 2),), full_isr=True)
+    assert oracle.check(AwaitLeaders(("t0",), full_isr=True), settled, {}).ok
 
 
 def test_a_fetch_above_the_high_watermark_names_the_property() -> None:
@@ -185,6 +237,8 @@ def test_cluster_operations_round_trip_through_json() -> None:
         StartBroker(1),
         PauseBroker(2),
         ResumeBroker(2),
+        CutFromZooKeeper(0),
+        HealZooKeeperLink(0),
         AwaitLeaders(("t0",), full_isr=True),
     ]
     assert [op_from_json(op_to_json(op)) for op in ops] == ops
@@ -212,14 +266,16 @@ def cluster_session() -> Iterator[ClusterSession]:
         yield session
 
 
-@pytest.mark.parametrize("seed", [6, 4])
+@pytest.mark.parametrize("seed", [6, 8])
 def test_the_correct_cluster_conforms(cluster_session: ClusterSession, seed: int) -> None:
-    """Seed 6 kills, starts, pauses and resumes brokers; seed 4 runs the fault pattern."""
+    """Seed 6 kills and starts brokers, cuts one off from ZooKeeper and heals it; seed 8
+    also pauses and resumes one and runs the fault pattern lose_leader_with_tail."""
     result = run_conformance(cluster_session, examples=3, seed=seed, steps=15, shrink_budget_s=0)
     assert result.conformant, [d.steps[-1] for d in result.divergences]
     exercised = set(cluster_session.tally.rules)
     assert {"produce", "fetch", "await_leaders"} <= exercised
     assert exercised & {"kill_broker", "pause_broker", "lose_leader_with_tail"}
+    assert {"cut_from_zookeeper", "heal_zookeeper_link"} <= exercised
 
 
 def test_serve_above_high_watermark_is_caught() -> None:
@@ -261,3 +317,44 @@ def test_skip_truncation_is_found_by_the_lose_leader_with_tail_pattern() -> None
     assert isinstance(caught.value.steps[-1].op, FetchFrom)
     names = {a.name for a in caught.value.allowed if isinstance(a, PropertyBroken)}
     assert names & {"NoCommittedRecordLostGlobally", "ConsistentRead"}
+
+
+ZOMBIE_WRITES = (((None, b"N1"),), ((None, b"Z1"),), ((None, b"Z2"),))
+
+
+def _zombie_leader(session: ClusterSession) -> ClusterMachine:
+    """Run the zombie_leader pattern on a fresh topic led by model broker 0."""
+    machine = ClusterMachine(session.new_example(), session.declaration)
+    try:
+        machine.create_topic(0)
+        machine.zombie_leader(0, *ZOMBIE_WRITES)
+    finally:
+        machine.teardown()
+    return machine
+
+
+def test_a_zombie_leader_of_the_correct_cluster_times_out_acks_all(
+    cluster_session: ClusterSession,
+) -> None:
+    """As a ZooKeeper-mode Kafka leader: cut off, it keeps the ISR it cached (its write
+    waits for ZooKeeper), so its acks=all writes wait for the follower that left it."""
+    machine = _zombie_leader(cluster_session)
+    answers = [
+        s.observed
+        for s in machine.example.steps
+        if s.rule == "zombie_leader" and isinstance(s.op, ProduceTo) and s.op.acks == -1
+    ]
+    assert _errors(tuple(answers)) == {ErrorCode.REQUEST_TIMED_OUT}, answers
+
+
+def test_stale_leader_accepts_produce_is_found_by_the_zombie_leader_pattern() -> None:
+    if not ZOOKEEPER_JAR.exists():
+        pytest.skip("ZooKeeper is not installed")
+    with (
+        local_cluster_session(mutant="stale-leader-accepts-produce") as session,
+        pytest.raises(DivergenceError) as caught,
+    ):
+        _zombie_leader(session)
+    last = caught.value.steps[-1]
+    assert isinstance(last.op, ProduceTo) and last.op.acks == -1
+    assert _errors((last.observed,)) == {NONE}
