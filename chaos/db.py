@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import logging
 import socket
 import tempfile
 import weakref
@@ -43,14 +42,13 @@ from typing import Any
 
 import attrs
 from kazoo.client import KazooClient
-from kazoo.exceptions import NoNodeError
-from kazoo.handlers.threading import KazooTimeoutError
 
 from chaos import docker_util as du
 from chaos import docker_util_net as net
 from chaos.image import VENV
 from harness.cluster import ClusterError, wait_until
-from harness.cluster_metadata import MetadataError, fetch_metadata
+from harness.cluster_health import ZooKeeperView, health_problems
+from harness.cluster_metadata import ClusterView, MetadataError, fetch_metadata
 from harness.launcher import READY_LINE, write_properties
 from harness.zookeeper import SERVING_MODES, ZOOKEEPER_JAR, ZooKeeperNode, server_mode
 
@@ -105,7 +103,7 @@ class ContainerCluster:
     subnet: str | None = None
     nodes: dict[str, Node] = attrs.Factory(dict)
     grudge: dict[str, frozenset[str]] = attrs.Factory(dict)
-    _zk: KazooClient | None = None
+    _zk: ZooKeeperView | None = None
 
     # ----------------------------------------------------------------- life cycle
 
@@ -205,9 +203,7 @@ class ContainerCluster:
         """Remove every container and the network of this run (also those made by
         another process for the same run id)."""
         if self._zk is not None:
-            with contextlib.suppress(Exception):
-                self._zk.stop()
-                self._zk.close()
+            self._zk.close()
             self._zk = None
         if self.client is not None:
             du.sweep(self.client, run_id=self.run_id)
@@ -301,28 +297,20 @@ class ContainerCluster:
 
     def zk(self) -> KazooClient:
         """A kazoo client of the cluster's ZooKeeper, from this host (read only)."""
+        return self._zookeeper().client()
+
+    def _zookeeper(self) -> ZooKeeperView:
         if self._zk is None:
-            logging.getLogger("kazoo").setLevel(logging.CRITICAL)
-            client = KazooClient(hosts=self.connect_string, timeout=10.0)
-            try:
-                client.start(timeout=30.0)
-            except KazooTimeoutError as exc:
-                client.close()
-                raise ClusterError(f"cannot reach ZooKeeper at {self.connect_string}") from exc
-            self._zk = client
+            self._zk = ZooKeeperView(self.connect_string, start_timeout_s=30.0)
         return self._zk
 
     def registered(self) -> frozenset[int]:
         """The broker ids in ``/brokers/ids``."""
-        try:
-            return frozenset(int(c) for c in self.zk().get_children("/brokers/ids"))
-        except NoNodeError:
-            return frozenset()
+        return self._zookeeper().registered()
 
     def registration_owner(self, broker_id: int) -> int | None:
         """The session owning ``/brokers/ids/<id>`` (None: the broker is not registered)."""
-        stat = self.zk().exists(f"/brokers/ids/{broker_id}")
-        return None if stat is None else int(stat.ephemeralOwner)
+        return self._zookeeper().registration_owner(broker_id)
 
     def running_brokers(self) -> frozenset[int]:
         """Brokers whose container runs (a paused one counts: it has not crashed)."""
@@ -333,24 +321,15 @@ class ContainerCluster:
     def health_problems(self) -> list[str]:
         """What keeps the cluster from being healthy now (empty: healthy)."""
         running = self.running_brokers()
-        if not running:
-            return ["no broker is running"]
-        problems = []
-        registered = self.registered()
-        if registered != running:
-            problems.append(f"/brokers/ids holds {sorted(registered)}, running: {sorted(running)}")
+        views: dict[str, ClusterView | str] = {}
         for broker_id in sorted(running):
             node = self.broker(broker_id)
             try:
-                view = fetch_metadata(node.ip, BROKER_PORT, 5.0)
+                views[node.name] = fetch_metadata(node.ip, BROKER_PORT, 5.0)
             except MetadataError as exc:
-                problems.append(f"{node.name}: {exc}")
-                continue
-            if view.broker_ids != running:
-                problems.append(f"{node.name} lists brokers {sorted(view.broker_ids)}")
-            if view.controller_id not in running:
-                problems.append(f"{node.name} names controller {view.controller_id}")
-        return problems
+                views[node.name] = str(exc)
+        registered = self.registered() if running else frozenset()
+        return health_problems(running, registered, views, leaders=False)
 
     def wait_healthy(self, timeout_s: float = HEALTHY_TIMEOUT_S) -> None:
         last: list[str] = []
