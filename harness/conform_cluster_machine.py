@@ -318,9 +318,11 @@ class ClusterMachine(RuleBasedStateMachine):
         followers stop (one killed, one paused: never the controller), the leader appends
         two batches at acks=1 (the paused follower may still get the first, with the fetch
         it had in flight, never the second), the leader is killed, the paused follower
-        resumes and is elected, the killed one comes back; two acks=all writes; the old
-        leader comes back (it must truncate its tail, KIP-101) and the cluster settles; the
-        new leader is killed and the old one leads again; a consumer reads from it."""
+        resumes and is elected, the killed one comes back; two or more acks=all writes
+        (until the new leader's log is as long as the old one's); the old leader comes
+        back (it must truncate its tail, KIP-101) and the cluster settles; the new leader
+        and the third broker are killed and the old one leads again; a consumer reads from
+        it."""
         self.produces += 4
         leader = self._leader_among(list(range(self.n)))
         replicas = [b for b in range(self.n) if b != leader]
@@ -331,8 +333,10 @@ class ClusterMachine(RuleBasedStateMachine):
         for b in killed:
             self._perform("lose_leader_with_tail", KillBroker(b))
         self._perform("lose_leader_with_tail", PauseBroker(paused))
+        old_end = 0
         for batch in (first, tail):
-            self._perform("lose_leader_with_tail", ProduceTo(leader, TP, batch, ACKS_LEADER))
+            sent = ProduceTo(leader, TP, batch, ACKS_LEADER)
+            old_end = _end_offset(self._perform("lose_leader_with_tail", sent), batch, old_end)
         self._perform("lose_leader_with_tail", KillBroker(leader))
         self._perform("lose_leader_with_tail", ResumeBroker(paused))
         self._perform("lose_leader_with_tail", AwaitLeaders((TOPIC,), full_isr=True))
@@ -340,15 +344,25 @@ class ClusterMachine(RuleBasedStateMachine):
             self._perform("lose_leader_with_tail", StartBroker(b))
         self._perform("lose_leader_with_tail", AwaitLeaders((TOPIC,), full_isr=True))
         new = self._leader_among([paused, *killed])
-        for batch in (records, more):
-            self._perform("lose_leader_with_tail", ProduceTo(new, TP, batch, ACKS_ALL))
+        # The new leader writes until its log is as long as the old leader's: a longer
+        # old log would be out of range at the new leader and, kept whole, never rejoin
+        # the ISR, so a skipped truncation would hide (the paused follower may or may not
+        # have got ``first`` with the fetch it had in flight).
+        new_end = 0
+        for i, batch in enumerate((records, more, more, more, more)):
+            if i >= 2 and new_end >= old_end:
+                break
+            sent = ProduceTo(new, TP, batch, ACKS_ALL)
+            new_end = _end_offset(self._perform("lose_leader_with_tail", sent), batch, new_end)
         self._perform("lose_leader_with_tail", StartBroker(leader))
         self._perform("lose_leader_with_tail", AwaitLeaders((TOPIC,), full_isr=True))
-        self._perform("lose_leader_with_tail", KillBroker(new))
-        self.down.add(new)
+        # Both others go, so the old leader must lead (it is in the ISR: elected cleanly);
+        # with one of them left the election could pick it instead, whose log is right.
+        for b in (new, *(b for b in range(self.n) if b not in (leader, new))):
+            self._perform("lose_leader_with_tail", KillBroker(b))
+            self.down.add(b)
         self._perform("lose_leader_with_tail", AwaitLeaders((TOPIC,), full_isr=True))
-        reader = self._leader_among([b for b in range(self.n) if b != new])
-        self._perform("lose_leader_with_tail", FetchFrom(reader, TP, 0))
+        self._perform("lose_leader_with_tail", FetchFrom(leader, TP, 0))
 
     @precondition(
         lambda self: (
@@ -394,3 +408,13 @@ class ClusterMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         """Heal the cluster and delete the example's topic (not checked)."""
         self.example.cleanup()
+
+
+def _end_offset(observed: object, batch: ClusterRecords, before: int) -> int:
+    """The log end offset a produce answered NONE shows (its base offset plus the batch's
+    records); ``before`` when it failed."""
+    if isinstance(observed, ProduceAnswer):
+        (answer,) = observed.partitions
+        if answer.error == ErrorCode.NONE:
+            return answer.base_offset + len(batch)
+    return before
