@@ -11,7 +11,7 @@ import attrs
 import pytest
 
 from harness.conform_group_ids import NEW
-from harness.conform_group_ops import JoinGroup, LeaveGroup, OffsetCommit
+from harness.conform_group_ops import ADMIN, JoinGroup, LeaveGroup, OffsetCommit
 from harness.conform_group_oracle import GroupOracle
 from harness.conform_run import run_conformance
 from harness.conform_session import open_session
@@ -25,7 +25,7 @@ from harness.conform_target import (
 from harness.launcher import start_broker
 from spec.config import SpecConfig
 from spec.state import TopicPartition
-from tests.harness.test_conform_groups import ADMIN, drive, exists
+from tests.harness.test_conform_groups import drive, exists
 
 pytestmark = pytest.mark.timeout(180)
 
