@@ -43,12 +43,11 @@ from harness.conform_cluster_ops import (
     ResumeBroker,
     StartBroker,
 )
-from harness.conform_exec import Executor, decode_fetched
+from harness.conform_exec import Executor, fetch_answer
 from harness.conform_ops import (
     Closed,
     ErrorAnswer,
     Failed,
-    FetchAnswer,
     NoAnswer,
     Observation,
     OffsetAnswer,
@@ -338,17 +337,7 @@ class ClusterExecutor(Executor):
     def _fetch_from(self, op: FetchFrom) -> Observation:
         tp = self._tp(op.tp)
         result = self.client_for(op.broker).fetch({tp: op.offset})
-        got = result.partitions.get(tp)
-        if result.error:
-            return FetchAnswer(result.error)
-        if got is None:
-            return Failed(f"the Fetch response has no answer for {op.tp}")
-        if got.error:
-            return FetchAnswer(got.error)
-        fetched = decode_fetched(got.records, op.offset)
-        if isinstance(fetched, str):
-            return Failed(fetched)
-        return FetchAnswer(got.error, got.high_watermark, got.log_start_offset, fetched)
+        return fetch_answer(result, tp, op.tp, op.offset)
 
     def _await_leaders(self, op: AwaitLeaders) -> Observation:
         """Poll every serving broker's Metadata until they agree on serving leaders (and

@@ -51,7 +51,6 @@ again (``learnt_before_registering``: it learns them from its own watches); both
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
 
 import attrs
 
@@ -79,7 +78,6 @@ from harness.conform_ops import (
     Closed,
     ErrorAnswer,
     FetchAnswer,
-    FetchedRecord,
     NoAnswer,
     Observation,
     OffsetAnswer,
@@ -87,7 +85,7 @@ from harness.conform_ops import (
     PartitionAnswer,
     ProduceAnswer,
 )
-from harness.conform_oracle import Oracle, OracleError, Verdict
+from harness.conform_oracle import Oracle, OracleError, Verdict, fetch_answer_of
 from spec import actions
 from spec.cluster import internal_steps, step
 from spec.config import SpecConfig
@@ -383,20 +381,7 @@ class ClusterOracle(Oracle):
         out = step(s, actions.Fetch(op.tp, op.broker, op.offset))
         if not isinstance(out, Ok):
             return [FetchAnswer(e) for e in self._error_codes(s, op.tp, op.broker, out.error)]
-        reply: Any = out.reply
-        records = tuple(
-            FetchedRecord(
-                reply.offset + i,
-                r.key,
-                r.value,
-                r.producer_id,
-                r.producer_epoch,
-                r.sequence,
-                r.leader_epoch,
-            )
-            for i, r in enumerate(reply.records)
-        )
-        return [FetchAnswer(ErrorCode.NONE, reply.high_watermark, reply.log_start_offset, records)]
+        return [fetch_answer_of(out.reply)]
 
     def _leader_answers(self, s: ClusterState, op: AwaitLeaders, env: Env) -> list[Observation]:
         """What the brokers' Metadata shows once they agree: ZooKeeper's leader and epoch

@@ -28,6 +28,7 @@ from harness.client import (
     BrokerClosedError,
     ClientError,
     Error,
+    FetchResult,
     KafkaClient,
     ResponseTimeoutError,
     UnexpectedResponseError,
@@ -66,6 +67,24 @@ from harness.conform_oracle import Oracle, OracleError
 from harness.conform_retention import POLL_S, SLACK_MS, AwaitRetention, Timing
 from impl.wire import records as wire_records
 from spec.state import TopicPartition
+
+
+def fetch_answer(
+    result: FetchResult, tp: TopicPartition, named: TopicPartition, offset: int
+) -> Observation:
+    """What a Fetch of ``tp`` from ``offset`` (``named`` in the model's topic names)
+    answered: its error, or the high watermark, log start offset and decoded records."""
+    got = result.partitions.get(tp)
+    if result.error:
+        return FetchAnswer(result.error)
+    if got is None:
+        return Failed(f"the Fetch response has no answer for {named}")
+    if got.error:
+        return FetchAnswer(got.error)
+    fetched = decode_fetched(got.records, offset)
+    if isinstance(fetched, str):
+        return Failed(fetched)
+    return FetchAnswer(got.error, got.high_watermark, got.log_start_offset, fetched)
 
 
 def decode_fetched(data: bytes, from_offset: int) -> tuple[FetchedRecord, ...] | str:
@@ -284,18 +303,7 @@ class Executor:
 
     def _fetch(self, op: Fetch) -> Observation:
         tp = self._tp(op.tp)
-        result = self.client.fetch({tp: op.offset})
-        got = result.partitions.get(tp)
-        if result.error:
-            return FetchAnswer(result.error)
-        if got is None:
-            return Failed(f"the Fetch response has no answer for {op.tp}")
-        if got.error:
-            return FetchAnswer(got.error)
-        fetched = decode_fetched(got.records, op.offset)
-        if isinstance(fetched, str):
-            return Failed(fetched)
-        return FetchAnswer(got.error, got.high_watermark, got.log_start_offset, fetched)
+        return fetch_answer(self.client.fetch({tp: op.offset}), tp, op.tp, op.offset)
 
     def _await_retention(self, op: AwaitRetention) -> Observation:
         """Fetch until the wait is over (``AwaitRetention``); the last answer."""

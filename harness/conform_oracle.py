@@ -104,6 +104,27 @@ def settle(s: ClusterState) -> ClusterState:
     raise OracleError("the model does not settle")
 
 
+def fetch_answer_of(reply: Any) -> FetchAnswer:
+    """The spec's successful Fetch reply as the harness observes an answer."""
+    return FetchAnswer(
+        ErrorCode.NONE,
+        reply.high_watermark,
+        reply.log_start_offset,
+        tuple(
+            FetchedRecord(
+                reply.offset + i,
+                r.key,
+                r.value,
+                r.producer_id,
+                r.producer_epoch,
+                r.sequence,
+                r.leader_epoch,
+            )
+            for i, r in enumerate(reply.records)
+        ),
+    )
+
+
 class Oracle:
     """The candidate model states of one example, and the spec's verdict on each answer.
 
@@ -305,24 +326,7 @@ class Oracle:
         out = step(s, actions.Fetch(op.tp, self.contact, op.offset))
         if not isinstance(out, Ok):
             return FetchAnswer(out.error)
-        reply: Any = out.reply
-        return FetchAnswer(
-            ErrorCode.NONE,
-            reply.high_watermark,
-            reply.log_start_offset,
-            tuple(
-                FetchedRecord(
-                    reply.offset + i,
-                    r.key,
-                    r.value,
-                    r.producer_id,
-                    r.producer_epoch,
-                    r.sequence,
-                    r.leader_epoch,
-                )
-                for i, r in enumerate(reply.records)
-            ),
-        )
+        return fetch_answer_of(out.reply)
 
     def _one_segment(self, topic: str, answer: FetchAnswer) -> list[FetchAnswer]:
         """Kafka answers a Fetch from one log segment: on a topic created with a small
